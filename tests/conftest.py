@@ -1,0 +1,31 @@
+"""Shared fixtures: real records from ../shared/data/ecg (skipped when absent), offline hub, slow marker."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_ECG = Path(os.environ.get("UNIECG_SHARED_ECG", REPO_ROOT.parent / "shared" / "data" / "ecg"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("UNIECG_RUN_SLOW") == "1":
+        return
+    skip_slow = pytest.mark.skip(reason="slow test: set UNIECG_RUN_SLOW=1 to run it")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip_slow)
+
+
+@pytest.fixture(scope="session")
+def shared_ecg() -> Path:
+    """The folder of real ECG records; tests that use it skip cleanly where it is absent."""
+    if not SHARED_ECG.is_dir():
+        pytest.skip(f"real ECG records not found at {SHARED_ECG} (set UNIECG_SHARED_ECG)")
+    return SHARED_ECG
