@@ -19,8 +19,6 @@ from .errors import ExitCode, UniEcgError
 
 # name -> "module:attribute" of a click.Command; the registry instead of an import of every command.
 COMMANDS: dict[str, str] = {
-    "interpret": "uniecg_edge.commands.interpret:interpret",
-    "generate": "uniecg_edge.commands.generate:generate",
 }
 
 
