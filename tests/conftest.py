@@ -29,3 +29,18 @@ def shared_ecg() -> Path:
     if not SHARED_ECG.is_dir():
         pytest.skip(f"real ECG records not found at {SHARED_ECG} (set UNIECG_SHARED_ECG)")
     return SHARED_ECG
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Build the default model into a per-session cache, never into the user's home."""
+    if "UNIECG_EDGE_CACHE" not in os.environ:
+        os.environ["UNIECG_EDGE_CACHE"] = str(tmp_path_factory.mktemp("uniecg-cache"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir() -> Path:
+    """The untrained default model (tiny, deterministic), saved once per session."""
+    from uniecg_edge.model.default import default_model_dir
+
+    return default_model_dir()

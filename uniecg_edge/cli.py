@@ -19,6 +19,11 @@ from .errors import ExitCode, UniEcgError
 
 # name -> "module:attribute" of a click.Command; the registry instead of an import of every command.
 COMMANDS: dict[str, str] = {
+    "interpret": "uniecg_edge.commands.interpret:interpret",
+    "generate": "uniecg_edge.commands.generate:generate",
+    "record": "uniecg_edge.commands.record:record",
+    "simulate": "uniecg_edge.commands.simulate:simulate",
+    "devices": "uniecg_edge.commands.devices:devices",
 }
 
 

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from uniecg_edge.evidence import extract_claims, find_discrepancies
+from uniecg_edge.report import Measurements, Report
+
+
+def test_claims_are_read_under_the_measurement_keys() -> None:
+    text = ("Sinus rhythm, ventricular rate 72 bpm. PR interval 160 ms; QRS duration of 96 ms; "
+            "QT 380 ms and QTc 412 ms. The frontal axis is 45 degrees.")
+    claims = extract_claims(text)
+    assert claims == {"heart_rate_bpm": 72.0, "rr_ms": None, "pr_ms": 160.0, "qrs_ms": 96.0,
+                      "qt_ms": 380.0, "qtc_ms": 412.0, "axis_deg": 45.0}
+
+
+def test_no_text_no_claims() -> None:
+    assert set(extract_claims(None).values()) == {None}
+    assert set(extract_claims("Normal ECG.").values()) == {None}
+
+
+def test_contradictions_are_listed_and_agreements_are_not() -> None:
+    claims = {"heart_rate_bpm": 72.0, "pr_ms": 160.0, "qtc_ms": 420.0, "axis_deg": 170.0,
+              "qrs_ms": None, "qt_ms": None, "rr_ms": None}
+    measured = Measurements(heart_rate_bpm=110.0, pr_ms=175.0, qtc_ms=None, axis_deg=-175.0, qrs_ms=100.0)
+    found = find_discrepancies(claims, measured)
+    assert [d["key"] for d in found] == ["heart_rate_bpm"]  # axis 170 vs -175 is 15° apart across ±180
+    assert found[0]["claimed"] == 72.0 and found[0]["measured"] == 110.0
+
+
+def test_report_json_is_strict() -> None:
+    report = Report(record="x", fs=500.0, leads=["I"], duration_s=10.0,
+                    measurements=Measurements(heart_rate_bpm=float("nan")))
+    data = report.to_dict()
+    assert data["measurements"]["heart_rate_bpm"] is None
+    assert set(data) >= {"record", "fs", "leads", "duration_s", "quality", "measurements", "rhythm", "critical",
+                         "text", "claims", "discrepancies", "provenance"}
+    assert "NaN" not in report.to_json()
