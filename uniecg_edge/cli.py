@@ -19,6 +19,7 @@ from .errors import ExitCode, UniEcgError
 
 # name -> "module:attribute" of a click.Command; the registry instead of an import of every command.
 COMMANDS: dict[str, str] = {
+    "analyze": "uniecg_edge.commands.analyze:analyze",
     "interpret": "uniecg_edge.commands.interpret:interpret",
     "generate": "uniecg_edge.commands.generate:generate",
     "record": "uniecg_edge.commands.record:record",
