@@ -25,6 +25,8 @@ COMMANDS: dict[str, str] = {
     "record": "uniecg_edge.commands.record:record",
     "simulate": "uniecg_edge.commands.simulate:simulate",
     "devices": "uniecg_edge.commands.devices:devices",
+    "export": "uniecg_edge.commands.export:export",
+    "build-engines": "uniecg_edge.commands.build_engines:build_engines",
 }
 
 

@@ -45,3 +45,7 @@ class BackendUnavailableError(UniEcgError):
     """An optional backend (onnxruntime, TensorRT, CUDA) that is not installed or not usable here."""
 
     exit_code = ExitCode.USAGE
+
+
+class BundleError(InputError):
+    """An edge bundle that is incomplete, tampered with or of an unknown format."""
