@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "devices": "uniecg_edge.commands.devices:devices",
     "export": "uniecg_edge.commands.export:export",
     "build-engines": "uniecg_edge.commands.build_engines:build_engines",
+    "distill": "uniecg_edge.commands.distill:distill",
 }
 
 

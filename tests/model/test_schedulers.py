@@ -46,12 +46,13 @@ def test_defaults_are_the_diffusets_sampler() -> None:
     assert scheduler.timesteps[0] == 999 and scheduler.timesteps[-1] == 0
 
 
-def test_registry_holds_the_three_kinds() -> None:
-    assert list(SCHEDULERS) == ["ddim", "ddpm", "dpmsolver++"]
+def test_registry_holds_the_sampler_kinds() -> None:
+    assert list(SCHEDULERS) == ["ddim", "ddim-trailing", "ddpm", "dpmsolver++"]
     names = {
         kind: type(make_scheduler(SchedulerConfig(kind=kind, num_inference_steps=10))).__name__ for kind in SCHEDULERS
     }
-    assert names == {"ddpm": "DDPMScheduler", "ddim": "DDIMScheduler", "dpmsolver++": "DPMSolverMultistepScheduler"}
+    assert names == {"ddpm": "DDPMScheduler", "ddim": "DDIMScheduler", "ddim-trailing": "DDIMScheduler",
+                     "dpmsolver++": "DPMSolverMultistepScheduler"}
     dpm = make_scheduler(SchedulerConfig(kind="dpmsolver++", num_inference_steps=10))
     assert dpm.config.algorithm_type == "dpmsolver++"
 

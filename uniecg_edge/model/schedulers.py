@@ -81,6 +81,18 @@ def _ddim(cfg: SchedulerConfig) -> Any:
     return DDIMScheduler(**_common_kwargs(cfg), clip_sample=cfg.clip_sample)
 
 
+@SCHEDULERS.register("ddim-trailing")
+def _ddim_trailing(cfg: SchedulerConfig) -> Any:
+    # DDIM on the grid t_k = k*T/N - 1 (first step at T-1 from pure noise, last step lands on alpha = 1): the
+    # schedule that step-distilled UNets are trained for (uniecg_edge.training.step_distill). Needs N | T.
+    from diffusers import DDIMScheduler
+
+    if cfg.num_train_timesteps % cfg.num_inference_steps:
+        raise ConfigError(f"ddim-trailing needs num_inference_steps dividing {cfg.num_train_timesteps}, "
+                          f"got {cfg.num_inference_steps}")
+    return DDIMScheduler(**_common_kwargs(cfg), clip_sample=cfg.clip_sample, timestep_spacing="trailing")
+
+
 @SCHEDULERS.register("dpmsolver++")
 def _dpmsolver_pp(cfg: SchedulerConfig) -> Any:
     from diffusers import DPMSolverMultistepScheduler

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from uniecg_edge.errors import ConfigError
+from uniecg_edge.leads import STANDARD_LEADS
+from uniecg_edge.training.augment import AugmentConfig
+from uniecg_edge.training.dataset import DataConfig, ExampleSampler
+from uniecg_edge.training.labels import ALL_LABELS
+from uniecg_edge.training.scenarios import RHYTHM_SCENARIOS
+
+N_COVERAGE = 300
+
+
+@pytest.fixture(scope="module")
+def sampled() -> list:
+    sampler = ExampleSampler(seed=3)
+    return [sampler.example("train", i) for i in range(N_COVERAGE)]
+
+
+def test_an_example_is_a_pure_function_of_seed_stream_and_index() -> None:
+    a, b = ExampleSampler(7), ExampleSampler(7)
+    first = a.example("train", 11)
+    a.example("train", 3)  # drawing others in between changes nothing
+    again = a.example("train", 11)
+    other_instance = b.example("train", 11)
+    for ex in (again, other_instance):
+        assert np.array_equal(ex.ecg, first.ecg) and ex.report == first.report and ex.truth == first.truth
+    assert not np.array_equal(ExampleSampler(8).example("train", 11).ecg, first.ecg)
+    assert not np.array_equal(a.example("pool", 11).ecg, first.ecg)
+    with pytest.raises(ConfigError, match="stream"):
+        a.example("nope", 0)
+
+
+def test_examples_have_the_model_input_format_and_exact_limb_relations(sampled: list) -> None:
+    for ex in sampled[:40]:
+        assert ex.ecg.shape == (12, 5000) and ex.ecg.dtype == np.float32 and np.isfinite(ex.ecg).all()
+        lead = {name: ex.ecg[i].astype(np.float64) for i, name in enumerate(STANDARD_LEADS)}
+        assert np.allclose(lead["III"], lead["II"] - lead["I"], atol=1e-5)
+        assert np.allclose(lead["aVR"], -(lead["I"] + lead["II"]) / 2, atol=1e-5)
+        assert np.allclose(lead["aVF"], lead["II"] - lead["I"] / 2, atol=1e-5)
+        assert ex.sex in ("M", "F") and 18 <= ex.age <= 90 and ex.hr == ex.truth["hr_bpm"]
+
+
+def test_every_rhythm_and_finding_occurs_with_ages_sexes_and_noise(sampled: list) -> None:
+    counts = Counter(label for ex in sampled for label in ex.labels)
+    missing = [label for label in ALL_LABELS if counts[label] == 0]
+    assert not missing, f"labels never sampled in {N_COVERAGE} examples: {missing}"
+    noise = Counter(n for ex in sampled for n in ex.truth["noise"])
+    assert set(noise) == {"baseline_mv", "mains_mv", "emg_mv", "motion_mv"}
+    assert any(not ex.truth["noise"] for ex in sampled)  # clean records too
+    assert {ex.sex for ex in sampled} == {"M", "F"}
+    ages = [ex.age for ex in sampled]
+    assert min(ages) < 35 and max(ages) > 75
+
+
+def test_labels_are_read_from_the_truth_of_the_window(sampled: list) -> None:
+    for ex in sampled:
+        t = ex.truth
+        if "sinus_bradycardia" in ex.labels:
+            assert t["hr_bpm"] < 60
+        if "sinus_tachycardia" in ex.labels:
+            assert t["hr_bpm"] > 100
+        assert ("pvc" in ex.labels) == (t["n_pvc"] > 0)
+        assert ("pac" in ex.labels) == (t["n_pac"] > 0)
+        assert ("left_axis_deviation" in ex.labels) == (t["axis_deg"] < -30)
+        if t["rhythm"] in ("afib", "aflutter", "av_block_3"):
+            assert t["pr_ms"] is None
+        # the rate is the R peaks' rate inside the 10 s window
+        assert abs(t["hr_bpm"] - 60_000 / t["rr_ms"]) < 0.5
+
+
+@pytest.mark.parametrize("rhythm", list(RHYTHM_SCENARIOS))
+def test_each_rhythm_scenario_can_be_forced(rhythm: str) -> None:
+    ex = ExampleSampler(1).example("eval", 0, rhythm=rhythm)
+    assert ex.truth["scenario"] == rhythm
+    assert ex.labels[0] in ALL_LABELS[:9]
+
+
+def test_augmentation_changes_amplitude_and_timing_and_can_be_switched_off() -> None:
+    plain = DataConfig(augment=AugmentConfig.none())
+    clean = ExampleSampler(5, plain).example("train", 0)
+    assert clean.truth["noise"] == []
+    augmented = [ExampleSampler(5).example("train", i) for i in range(12)]
+    peak = [float(np.abs(ex.ecg[1]).max()) for ex in augmented]
+    assert max(peak) / min(peak) > 1.2  # amplitude scaling and gain jitter spread the voltages
+    with pytest.raises(ConfigError):
+        AugmentConfig(amplitude_range=(1.2, 0.8))
+    with pytest.raises(ConfigError):
+        DataConfig(duration_s=5.0)

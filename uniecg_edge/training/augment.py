@@ -1,0 +1,80 @@
+"""Augmentation of synthetic training ECGs: recording noise, amplitude, lead gains and time shifts.
+
+Noise is drawn as a ``NoiseConfig`` and rendered by the simulator at the electrodes (baseline wander, mains,
+muscle, electrode motion), so the limb-lead relations stay exact. The gain jitter scales leads I and II and
+rebuilds III, aVR, aVL and aVF from them (Einthoven and Goldberger still hold), and scales each chest lead on
+its own. Time shifts come from cropping a longer simulated record at a random offset (see :mod:`.dataset`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..leads import STANDARD_LEADS, derive_limb_leads
+from ..synth import NoiseConfig
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Ranges of every augmentation; ``AugmentConfig.none()`` switches them all off."""
+
+    amplitude_range: tuple[float, float] = (0.8, 1.25)  # one factor for the whole record
+    lead_gain_sd: float = 0.05  # per-lead gain jitter (I, II and each chest lead)
+    max_shift_s: float = 0.4  # the 10 s window starts this much into the simulated record, at most
+    clean_fraction: float = 0.2  # records with no noise at all
+    baseline_mv: float = 0.35  # upper bounds of the noise amplitudes (see NoiseConfig)
+    mains_mv: float = 0.06
+    emg_mv: float = 0.04
+    motion_mv: float = 0.3
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "amplitude_range", tuple(float(v) for v in self.amplitude_range))
+        low, high = self.amplitude_range
+        if not 0 < low <= high:
+            raise ConfigError(f"AugmentConfig: amplitude_range must be 0 < low <= high, got {self.amplitude_range}")
+        for name in ("lead_gain_sd", "max_shift_s", "baseline_mv", "mains_mv", "emg_mv", "motion_mv"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"AugmentConfig: {name} must be >= 0, got {getattr(self, name)!r}")
+        if not 0 <= self.clean_fraction <= 1:
+            raise ConfigError(f"AugmentConfig: clean_fraction must be in 0..1, got {self.clean_fraction!r}")
+
+    @classmethod
+    def none(cls) -> AugmentConfig:
+        return cls(amplitude_range=(1.0, 1.0), lead_gain_sd=0.0, max_shift_s=0.0, clean_fraction=1.0)
+
+
+def draw_noise(rng: np.random.Generator, config: AugmentConfig) -> NoiseConfig:
+    """A random mix of the four noise sources (each present with its own probability), or a clean record."""
+    if float(rng.random()) < config.clean_fraction:
+        return NoiseConfig()
+
+    def level(upper: float, probability: float) -> float:
+        present = float(rng.random()) < probability
+        value = float(rng.uniform(0.0, upper))
+        return value if present else 0.0
+
+    return NoiseConfig(
+        baseline_mv=level(config.baseline_mv, 0.7),
+        mains_mv=level(config.mains_mv, 0.35),
+        mains_hz=50.0 if float(rng.random()) < 0.5 else 60.0,
+        emg_mv=level(config.emg_mv, 0.5),
+        motion_mv=level(config.motion_mv, 0.25),
+    )
+
+
+def jitter_gains(signal: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:
+    """Overall amplitude factor and per-lead gains on a (12, n) standard-order record; limb relations kept."""
+    low, high = config.amplitude_range
+    scale = float(np.exp(rng.uniform(np.log(low), np.log(high))))
+    gains = 1.0 + config.lead_gain_sd * np.clip(rng.standard_normal(8), -3.0, 3.0)  # I, II, V1..V6
+    out = np.empty_like(signal)
+    lead_i = signal[0] * (scale * gains[0])
+    lead_ii = signal[1] * (scale * gains[1])
+    out[0], out[1] = lead_i, lead_ii
+    for name, values in derive_limb_leads(lead_i, lead_ii).items():
+        out[STANDARD_LEADS.index(name)] = values
+    out[6:] = signal[6:] * (scale * gains[2:, None])
+    return out.astype(np.float32)

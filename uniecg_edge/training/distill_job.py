@@ -1,0 +1,287 @@
+"""A whole ``uniecg-edge distill`` run: LLM-side KD, then progressive step distillation of the UNet, then the
+student folder with ``distill_config.json`` and ``metrics.json``.
+
+Output folder::
+
+    OUT/                       a UniEcgModel checkpoint (UniEcgModel.from_pretrained(OUT) loads it)
+    OUT/distill_config.json    every setting of the run, the student config included
+    OUT/metrics.json           parameter counts and ratios, losses, UNet evaluations 1000 vs N, sample errors
+    OUT/checkpoints/           accelerate states (latest.json names the newest), llm-student/, unet-stage-XX/
+
+Phases: ``llm`` (stage 0) then ``unet`` (stage i = halving i). ``resume=True`` continues from
+``checkpoints/latest.json``; batches depend only on (seed, phase, stage, step, process), so a resumed run ends
+where an uninterrupted one would. Under ``accelerate launch`` every process runs this same function.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import ConfigError
+from ..model.unet import ConditionalUNet1d
+from ..model.uniecg import UniEcgModel
+from . import accel
+from .accel import AccelConfig, TrainState
+from .distill import (
+    DistillExample,
+    KdConfig,
+    KdObjective,
+    batch_indices,
+    collate,
+    describe_losses,
+    teacher_conditions,
+    teacher_outputs,
+)
+from .step_distill import (
+    ConditionPool,
+    StageObjective,
+    StepDistillConfig,
+    alphas_with_clean,
+    freeze,
+    new_student,
+    sample_error,
+    shipped_scheduler,
+    stage_pairs,
+)
+from .student import StudentConfig, build_student, parameter_summary
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINTS = "checkpoints"
+LLM_STUDENT = "llm-student"
+REFERENCE_UNET_EVALUATIONS = 1000  # DiffuSETS' sampler: 1000-step DDPM
+
+
+@dataclass(frozen=True)
+class DistillJobConfig:
+    teacher: str
+    student_config: str
+    out: str
+    kd: KdConfig = field(default_factory=KdConfig)
+    diffusion: StepDistillConfig = field(default_factory=StepDistillConfig)
+    accel: AccelConfig = field(default_factory=AccelConfig)
+    num_examples: int = 256
+    seed: int = 0
+    resume: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+
+def load_examples(count: int, seed: int) -> list[DistillExample]:
+    """``count`` synthetic training examples (ECG, evidence-based report, sex, age, hr) of the package's dataset."""
+    from .dataset import ExampleSampler
+
+    sampler = ExampleSampler(seed)
+    return [DistillExample(ecg=ex.ecg, report=ex.report, sex=ex.sex, age=ex.age, hr=ex.hr)
+            for ex in sampler.examples("train", 0, count)]
+
+
+def _load_inputs(cfg: DistillJobConfig) -> tuple[UniEcgModel, StudentConfig]:
+    teacher_dir = Path(cfg.teacher)
+    if not teacher_dir.is_dir():
+        raise ConfigError(f"{teacher_dir}: teacher folder not found")
+    student_cfg = StudentConfig.from_file(cfg.student_config)  # checked before the (large) teacher loads
+    teacher = UniEcgModel.from_pretrained(teacher_dir)
+    teacher.requires_grad_(False)
+    steps, train_steps = cfg.diffusion.target_steps, teacher.scheduler.num_train_timesteps
+    if train_steps % steps:
+        raise ConfigError(f"--diffusion-steps {steps} must divide the teacher's {train_steps} training timesteps")
+    return teacher, student_cfg
+
+
+def run_distillation(cfg: DistillJobConfig) -> dict[str, Any]:
+    """Run (or resume) the whole distillation; returns the metrics also written to ``OUT/metrics.json``."""
+    teacher, student_cfg = _load_inputs(cfg)
+    out = Path(cfg.out)
+    root = out / CHECKPOINTS
+    latest = accel.latest_checkpoint(root)
+    if latest is not None and not cfg.resume:
+        raise ConfigError(f"{out}: holds a distillation run ({CHECKPOINTS}/{accel.LATEST_NAME}); "
+                          "pass --resume or choose another --out")
+    accelerator = accel.make_accelerator(cfg.accel)
+    _check_same_run(cfg, student_cfg, root, resuming=latest is not None, main=accelerator.is_main_process)
+    device = accelerator.device
+    teacher.to(device)
+    examples = load_examples(cfg.num_examples, cfg.seed)
+    resume_state = latest[1] if latest else None
+    resume_folder = latest[0] if latest else None
+
+    if resume_state is None or resume_state.phase == "llm":
+        student, llm_history = _llm_phase(cfg, accelerator, teacher, student_cfg, examples, root,
+                                          resume_state, resume_folder)
+        resume_state, resume_folder = None, None
+    else:
+        student = UniEcgModel.from_pretrained(root / LLM_STUDENT)
+        llm_history = json.loads((root / "llm-history.json").read_text())
+    student.to(device)
+
+    pool = ConditionPool(**teacher_conditions(teacher, examples, cfg.kd.batch_size, device))
+    unet, stage_metrics = _unet_phase(cfg, accelerator, teacher, pool, root, resume_state, resume_folder)
+    student.unet = unet.cpu()
+    student.scheduler = shipped_scheduler(teacher.scheduler, cfg.diffusion.target_steps)
+
+    metrics = _metrics(cfg, teacher, student, pool, llm_history, stage_metrics, device)
+    if accelerator.is_main_process:
+        student.cpu().save_pretrained(out)
+        (out / "distill_config.json").write_text(json.dumps(
+            {**cfg.to_dict(), "student": student_cfg.to_dict(), "num_processes": accelerator.num_processes},
+            indent=2) + "\n")
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    accelerator.wait_for_everyone()
+    return metrics
+
+
+def _check_same_run(cfg: DistillJobConfig, student_cfg: StudentConfig, root: Path, *, resuming: bool,
+                    main: bool) -> None:
+    """Record what decides the result in ``checkpoints/job.json``; a resume with other settings is refused."""
+    settings = {"teacher": str(Path(cfg.teacher).resolve()), "student": student_cfg.to_dict(), "seed": cfg.seed,
+                "num_examples": cfg.num_examples, "kd": dataclasses.asdict(cfg.kd),
+                "diffusion": dataclasses.asdict(cfg.diffusion),
+                "gradient_accumulation_steps": cfg.accel.gradient_accumulation_steps}
+    settings = json.loads(json.dumps(settings))
+    path = root / "job.json"
+    if resuming and path.is_file():
+        saved = json.loads(path.read_text())
+        changed = sorted(k for k in settings if saved.get(k) != settings[k])
+        if changed:
+            raise ConfigError(f"{root.parent}: --resume with settings that differ from the run's "
+                              f"({', '.join(changed)}); use the original settings or another --out")
+    elif main:
+        root.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(settings, indent=2) + "\n")
+
+
+# ---- phase 1: the LLM side -------------------------------------------------------------------------------
+def _llm_phase(cfg: DistillJobConfig, accelerator: Any, teacher: UniEcgModel, student_cfg: StudentConfig,
+               examples: list[DistillExample], root: Path, state: TrainState | None,
+               folder: Path | None) -> tuple[UniEcgModel, list[dict[str, float]]]:
+    kd = cfg.kd
+    student, projection = build_student(teacher, student_cfg, seed=cfg.seed)
+    objective = KdObjective(student, projection, kd).to(accelerator.device)
+    params = accel.trainable_parameters(objective)
+    optimizer = torch.optim.AdamW(params, lr=kd.lr, weight_decay=kd.weight_decay)
+    objective, optimizer = accelerator.prepare(objective, optimizer)
+    if state is not None and state.step > 0 and folder is not None:
+        state = accel.load_checkpoint(accelerator, folder)
+    state = state or TrainState(phase="llm")
+    accum = cfg.accel.gradient_accumulation_steps
+    model_for_tokens = accelerator.unwrap_model(objective).student
+
+    def compute(step: int, micro: int) -> dict[str, torch.Tensor]:
+        index = batch_indices(len(examples), kd.batch_size, seed=cfg.seed, step=step * accum + micro,
+                              process=accelerator.process_index)
+        batch = collate(model_for_tokens, [examples[i] for i in index]).to(accelerator.device)
+        with accelerator.autocast():
+            return objective(batch, teacher_outputs(teacher, batch))
+
+    def checkpoint(s: TrainState) -> None:
+        accel.save_checkpoint(accelerator, root, s, keep=cfg.accel.keep_checkpoints)
+
+    objective.train()
+    state = accel.train_steps(accelerator, objective, optimizer, compute, state, kd.steps, cfg=cfg.accel,
+                              checkpoint=checkpoint, desc="distill llm")
+    student = accelerator.unwrap_model(objective).student.eval()
+    if accelerator.is_main_process:
+        student.save_pretrained(root / LLM_STUDENT)
+        (root / "llm-history.json").write_text(json.dumps(state.history) + "\n")
+    accel.save_checkpoint(accelerator, root, TrainState(phase="unet"), keep=cfg.accel.keep_checkpoints,
+                          with_accelerator_state=False)
+    accel.release(accelerator)
+    return student, state.history
+
+
+# ---- phase 2: step distillation of the UNet --------------------------------------------------------------
+def _stage_dir(root: Path, stage: int) -> Path:
+    return root / f"unet-stage-{stage:02d}"
+
+
+def _unet_phase(cfg: DistillJobConfig, accelerator: Any, teacher: UniEcgModel, pool: ConditionPool, root: Path,
+                state: TrainState | None, folder: Path | None) -> tuple[ConditionalUNet1d, list[dict[str, Any]]]:
+    alphas = alphas_with_clean(teacher.scheduler)
+    first = state.stage if state is not None else 0
+    stage_teacher = freeze(ConditionalUNet1d.from_pretrained(_stage_dir(root, first - 1)) if first
+                           else teacher.unet).to(accelerator.device)
+    metrics = json.loads((root / "unet-stages.json").read_text()) if first else []
+    for stage, steps in enumerate(cfg.diffusion.stages):
+        if stage < first:
+            continue
+        resume_from = folder if state is not None and state.stage == stage and state.step > 0 else None
+        trained, record = _unet_stage(cfg, accelerator, stage_teacher, pool, alphas, stage, steps, root,
+                                      resume_from)
+        metrics.append(record)
+        if accelerator.is_main_process:
+            trained.save_pretrained(_stage_dir(root, stage))
+            (root / "unet-stages.json").write_text(json.dumps(metrics) + "\n")
+        accel.save_checkpoint(accelerator, root, TrainState(phase="unet", stage=stage + 1),
+                              keep=cfg.accel.keep_checkpoints, with_accelerator_state=False)
+        accel.release(accelerator)
+        stage_teacher = trained
+    return stage_teacher, metrics
+
+
+def _unet_stage(cfg: DistillJobConfig, accelerator: Any, stage_teacher: ConditionalUNet1d, pool: ConditionPool,
+                alphas: torch.Tensor, stage: int, steps: int, root: Path,
+                resume_from: Path | None) -> tuple[ConditionalUNet1d, dict[str, Any]]:
+    """One halving: a copy of ``stage_teacher`` learns to sample in ``steps`` what it samples in ``2 * steps``."""
+    sd = cfg.diffusion
+    objective = StageObjective(new_student(stage_teacher), alphas, sd.weighting).to(accelerator.device)
+    optimizer = torch.optim.AdamW(accel.trainable_parameters(objective), lr=sd.lr, weight_decay=sd.weight_decay)
+    objective, optimizer = accelerator.prepare(objective, optimizer)
+    current = TrainState(phase="unet", stage=stage)
+    if resume_from is not None:
+        current = accel.load_checkpoint(accelerator, resume_from)
+    accum = cfg.accel.gradient_accumulation_steps
+
+    def compute(step: int, micro: int) -> dict[str, torch.Tensor]:
+        pairs = stage_pairs(stage_teacher, pool, steps, sd, alphas, stage=stage, step=step * accum + micro,
+                            process=accelerator.process_index, device=accelerator.device)
+        with accelerator.autocast():
+            return {"total": objective(**pairs)}
+
+    def checkpoint(s: TrainState) -> None:
+        accel.save_checkpoint(accelerator, root, s, keep=cfg.accel.keep_checkpoints)
+
+    objective.train()
+    current = accel.train_steps(accelerator, objective, optimizer, compute, current, sd.iterations_per_stage,
+                                cfg=cfg.accel, checkpoint=checkpoint, desc=f"distill unet {2 * steps}->{steps}")
+    trained = freeze(accelerator.unwrap_model(objective).student)
+    count, device = sd.eval_samples, accelerator.device
+    error = sample_error(trained, stage_teacher, pool, steps, 2 * steps, alphas, count=count, device=device)
+    baseline = sample_error(stage_teacher, stage_teacher, pool, steps, 2 * steps, alphas, count=count, device=device)
+    logger.info("stage %d (%d -> %d steps): rms %.4g (plain DDIM %.4g)", stage, 2 * steps, steps, error, baseline)
+    return trained, {"teacher_steps": 2 * steps, "student_steps": steps,
+                     "loss": describe_losses(current.history).get("total", {}),
+                     "rms_vs_teacher": error, "rms_plain_ddim_vs_teacher": baseline}
+
+
+# ---- metrics ---------------------------------------------------------------------------------------------
+def _metrics(cfg: DistillJobConfig, teacher: UniEcgModel, student: UniEcgModel, pool: ConditionPool,
+             llm_history: list[dict[str, float]], stages: list[dict[str, Any]],
+             device: torch.device | str) -> dict[str, Any]:
+    sd = cfg.diffusion
+    alphas = alphas_with_clean(teacher.scheduler)
+    unet = student.unet.to(device)
+    reference = teacher.unet.to(device)
+    return {
+        "parameters": parameter_summary(teacher, student),
+        "llm": {"steps": cfg.kd.steps, "losses": describe_losses(llm_history)},
+        "diffusion": {
+            "unet_evaluations": {"teacher": REFERENCE_UNET_EVALUATIONS, "student": sd.target_steps,
+                                 "reduction": REFERENCE_UNET_EVALUATIONS / sd.target_steps},
+            "scheduler": dataclasses.asdict(student.scheduler),
+            "stages": stages,
+            "rms_vs_teacher_start_grid": sample_error(unet, reference, pool, sd.target_steps, sd.start_steps,
+                                                      alphas, count=sd.eval_samples, device=device),
+            "rms_plain_ddim_vs_teacher_start_grid": sample_error(reference, reference, pool, sd.target_steps,
+                                                                 sd.start_steps, alphas, count=sd.eval_samples,
+                                                                 device=device),
+        },
+    }

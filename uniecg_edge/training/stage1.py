@@ -1,0 +1,147 @@
+"""Stage 1, ECG -> text: the tokenizer on the report corpus, then the encoder, projector and LLM on (ECG, report).
+
+Two phases, each a resumable :func:`~.loop.run_stage`:
+
+1. ``stage1_encoder``: the ECG encoder alone, with a probe (mean of the encoder tokens -> LayerNorm -> Linear)
+   regressing the truth (rate, RR, PR, QRS, QT, QTc, axis as sin/cos) and classifying the findings. It gives the
+   encoder a strong, direct signal before the language model's loss reaches it through the projector.
+2. ``stage1_lm``: full-parameter training of encoder, projector and LLM on the interpret prompt; the loss is the
+   next-token loss on the report tokens (and ``</s>``) plus ``aux_weight`` x the probe loss.
+
+The probe is a training aid only; it is not part of the checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .batching import Batcher, interpret_forward
+from .components import Components
+from .dataset import ExampleSampler, TrainingExample
+from .labels import ALL_LABELS
+from .loop import LoopConfig, run_stage
+from .presets import RecipeConfig
+from .reports import REPORT_STYLES, write_report
+
+log = logging.getLogger(__name__)
+
+# (truth key, divisor) of the regression targets; NaN marks a missing value (no PR in AF, flutter, AV block 3)
+REGRESSION_TARGETS = (("hr_bpm", 100.0), ("rr_ms", 1000.0), ("pr_ms", 200.0), ("qrs_ms", 100.0),
+                      ("qt_ms", 400.0), ("qtc_ms", 400.0))
+N_TARGETS = len(REGRESSION_TARGETS) + 2  # + sin/cos of the axis
+
+
+class EncoderProbe(nn.Module):
+    """Mean-pooled encoder tokens -> truth regressions and finding logits."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.out = nn.Linear(width, N_TARGETS + len(ALL_LABELS))
+
+    def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y = self.out(self.norm(tokens.mean(dim=1)))
+        return y[:, :N_TARGETS], y[:, N_TARGETS:]
+
+
+def probe_targets(examples: Sequence[TrainingExample]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, N_TARGETS) scaled regression targets (NaN = missing) and (B, n_labels) multi-hot findings."""
+    values = np.full((len(examples), N_TARGETS), np.nan, dtype=np.float32)
+    hot = np.zeros((len(examples), len(ALL_LABELS)), dtype=np.float32)
+    for i, ex in enumerate(examples):
+        for j, (key, scale) in enumerate(REGRESSION_TARGETS):
+            if ex.truth[key] is not None:
+                values[i, j] = ex.truth[key] / scale
+        angle = np.deg2rad(ex.truth["axis_deg"])
+        values[i, -2:] = (np.sin(angle), np.cos(angle))
+        for label in ex.truth["labels"]:
+            hot[i, ALL_LABELS.index(label)] = 1.0
+    return torch.from_numpy(values), torch.from_numpy(hot)
+
+
+def probe_loss(probe: EncoderProbe, tokens: torch.Tensor, examples: Sequence[TrainingExample]) -> torch.Tensor:
+    regression, logits = probe(tokens)
+    target, hot = probe_targets(examples)
+    present = ~torch.isnan(target)
+    mse = F.mse_loss(regression[present], target[present])
+    return mse + F.binary_cross_entropy_with_logits(logits, hot)
+
+
+def _examples(sampler: ExampleSampler, step: int, batch: int, offset: int) -> list[TrainingExample]:
+    """The ``train`` stream, read in order: batch ``step`` of a phase starting at example ``offset``."""
+    return sampler.examples("train", offset + step * batch, batch)
+
+
+def train_encoder(parts: Components, probe: EncoderProbe, sampler: ExampleSampler, cfg: RecipeConfig,
+                  work_dir: Path) -> dict[str, Any]:
+    """Phase 1: the encoder and the probe on the truth."""
+    s1 = cfg.stage1
+
+    def step_fn(step: int) -> dict[str, torch.Tensor]:
+        examples = _examples(sampler, step, s1.encoder_batch, 0)
+        ecg = torch.from_numpy(np.stack([ex.ecg for ex in examples]))
+        loss = probe_loss(probe, parts.ecg_encoder(ecg), examples)
+        return {"loss": loss}
+
+    modules = {"ecg_encoder": parts.ecg_encoder, "probe": probe}
+    params = [{"params": [p for m in modules.values() for p in m.parameters()], "lr": s1.encoder_lr}]
+    loop = LoopConfig(steps=s1.encoder_steps, warmup_fraction=s1.warmup_fraction, weight_decay=s1.weight_decay,
+                      grad_clip=s1.grad_clip, log_every=cfg.log_every, checkpoint_every_s=cfg.checkpoint_every_s)
+    return run_stage("stage1_encoder", work_dir, modules, params, step_fn, loop)
+
+
+def train_language(parts: Components, probe: EncoderProbe, batcher: Batcher, sampler: ExampleSampler,
+                   cfg: RecipeConfig, work_dir: Path) -> dict[str, Any]:
+    """Phase 2: encoder, projector and LLM on the interpret task (answer-token loss + auxiliary probe loss)."""
+    s1 = cfg.stage1
+    offset = s1.encoder_steps * s1.encoder_batch  # fresh examples after those of phase 1
+
+    styles = list(REPORT_STYLES)
+
+    def step_fn(step: int) -> dict[str, torch.Tensor]:
+        examples = _examples(sampler, step, s1.batch_size, offset)
+        # one report style per batch: rows of similar length, little padding
+        style = styles[step % len(styles)]
+        reports = [write_report(ex.truth, style=style) for ex in examples]
+        batch = batcher.interpret([ex.ecg for ex in examples], reports)
+        out, tokens = interpret_forward(parts.ecg_encoder, parts.projector, parts.llm, batch, batcher.ecg_token_id)
+        aux = probe_loss(probe, tokens, examples)
+        return {"loss": out.loss + s1.aux_weight * aux, "lm": out.loss, "aux": aux}
+
+    modules = {"ecg_encoder": parts.ecg_encoder, "projector": parts.projector, "llm": parts.llm, "probe": probe}
+    params = [{"params": [p for m in modules.values() for p in m.parameters() if p.requires_grad], "lr": s1.lr}]
+    loop = LoopConfig(steps=s1.steps, warmup_fraction=s1.warmup_fraction, weight_decay=s1.weight_decay,
+                      grad_clip=s1.grad_clip, log_every=cfg.log_every, checkpoint_every_s=cfg.checkpoint_every_s)
+    return run_stage("stage1_lm", work_dir, modules, params, step_fn, loop)
+
+
+@torch.no_grad()
+def interpret_loss(parts: Components, batcher: Batcher, examples: Sequence[TrainingExample],
+                   batch_size: int = 8) -> float:
+    """Mean answer-token loss on ``examples`` (teacher forcing), for held-out evaluation."""
+    total, count = 0.0, 0
+    for start in range(0, len(examples), batch_size):
+        chunk = examples[start:start + batch_size]
+        batch = batcher.interpret([ex.ecg for ex in chunk], [ex.report for ex in chunk])
+        out, _ = interpret_forward(parts.ecg_encoder, parts.projector, parts.llm, batch, batcher.ecg_token_id)
+        total += float(out.loss) * len(chunk)
+        count += len(chunk)
+    return total / max(1, count)
+
+
+def train_stage1(parts: Components, batcher: Batcher, sampler: ExampleSampler, cfg: RecipeConfig,
+                 work_dir: Path) -> dict[str, Any]:
+    """Both phases; returns their summaries."""
+    torch.manual_seed(cfg.seed + 10)
+    probe = EncoderProbe(parts.ecg_encoder.width)
+    encoder = train_encoder(parts, probe, sampler, cfg, work_dir / "stage1_encoder")
+    language = train_language(parts, probe, batcher, sampler, cfg, work_dir / "stage1_lm")
+    return {"encoder": encoder, "language": language}
