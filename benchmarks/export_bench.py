@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -27,33 +26,13 @@ from typing import Any
 
 import numpy as np
 
-
-def median_ms(fn: Callable[[], object], repeats: int, warmup: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+from uniecg_edge.bench.timing import median_ms
 
 
 def machine(threads: int) -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import onnxruntime
-    import torch
+    from uniecg_edge.bench.machine import collect_machine
 
-    return {"host": platform.node(), "cpu": cpu, "cores": os.cpu_count(), "threads": threads,
-            "python": platform.python_version(), "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
-            "os": platform.platform()}
+    return collect_machine(threads)
 
 
 def available_precisions(requested: list[str] | None) -> list[str]:

@@ -13,10 +13,11 @@ import argparse
 import json
 import platform
 import statistics
-import time
 from collections.abc import Callable
 
 import torch
+
+from uniecg_edge.bench.timing import median_ms
 
 
 def _params(module: torch.nn.Module) -> int:
@@ -24,13 +25,7 @@ def _params(module: torch.nn.Module) -> int:
 
 
 def _median_ms(fn: Callable[[], object], repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+    return median_ms(fn, repeats, warmup=1)
 
 
 def sizes() -> list[dict[str, object]]:
@@ -42,7 +37,7 @@ def sizes() -> list[dict[str, object]]:
     from uniecg_edge.model.llm import llm_config, vicuna_7b
     from uniecg_edge.model.projector import EcgProjector, ProjectorConfig
     from uniecg_edge.model.unet import ConditionalUNet1d, UNetConfig
-    from uniecg_edge.model.vae import VaeDecoder, VaeEncoder, VaeConfig
+    from uniecg_edge.model.vae import VaeConfig, VaeDecoder, VaeEncoder
 
     rows: list[dict[str, object]] = []
     default = build_default_model()
@@ -97,11 +92,14 @@ def latencies(repeats: int) -> list[dict[str, object]]:
             one = torch.ones(1, 1, 1)
             terms = unet.condition_terms(cond, one, one * 60, one * 70)
             x, t = torch.randn(1, 4, 128), torch.tensor([500])
-            rows.append({"preset": preset, "stage": "unet step", "ms": _median_ms(lambda: unet(x, t, terms), repeats)})
-            rows.append({"preset": preset, "stage": "vae decode", "ms": _median_ms(lambda: vae(x), repeats)})
+            step = lambda unet=unet, terms=terms, x=x, t=t: unet(x, t, terms)  # noqa: E731
+            rows.append({"preset": preset, "stage": "unet step", "ms": _median_ms(step, repeats)})
+            decode = lambda vae=vae, x=x: vae(x)  # noqa: E731
+            rows.append({"preset": preset, "stage": "vae decode", "ms": _median_ms(decode, repeats)})
         gem = EcgEncoder(EcgEncoderConfig.gem()).eval()
         ecg = torch.randn(1, 12, 5000)
-        rows.append({"preset": "GEM", "stage": "ecg encoder", "ms": _median_ms(lambda: gem(ecg), max(3, repeats // 3))})
+        encode_ms = _median_ms(lambda: gem(ecg), max(3, repeats // 3))
+        rows.append({"preset": "GEM", "stage": "ecg encoder", "ms": encode_ms})
     return rows
 
 

@@ -33,7 +33,7 @@ def test_interpret_json_has_the_report_keys(tiny_model_dir: Path, shared_ecg: Pa
     assert result.exit_code == 0, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 2
-    for line, name in zip(lines, ("HR06004", "JS20000")):
+    for line, name in zip(lines, ("HR06004", "JS20000"), strict=True):
         data = json.loads(line)
         assert data["record"] == name and data["fs"] == 500.0 and data["duration_s"] == 10.0
         assert set(data["measurements"]) >= {"heart_rate_bpm", "rr_ms", "pr_ms", "qrs_ms", "qt_ms", "qtc_ms",

@@ -87,4 +87,5 @@ def test_lead_count_limits() -> None:
 
 
 def test_canonical_names() -> None:
-    assert [canonical_name(n) for n in ("AVR", "avl", "Avf", "v1", "i", "MLII")] == ["aVR", "aVL", "aVF", "V1", "I", "MLII"]
+    names = [canonical_name(n) for n in ("AVR", "avl", "Avf", "v1", "i", "MLII")]
+    assert names == ["aVR", "aVL", "aVF", "V1", "I", "MLII"]

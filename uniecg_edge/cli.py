@@ -27,7 +27,9 @@ COMMANDS: dict[str, str] = {
     "devices": "uniecg_edge.commands.devices:devices",
     "export": "uniecg_edge.commands.export:export",
     "build-engines": "uniecg_edge.commands.build_engines:build_engines",
+    "bench": "uniecg_edge.commands.bench:bench",
     "distill": "uniecg_edge.commands.distill:distill",
+    "run": "uniecg_edge.commands.run:run",
 }
 
 

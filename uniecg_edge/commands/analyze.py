@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from ..errors import ExitCode, UniEcgError
+from ._records import report_each
 
 
 @click.command()
@@ -28,22 +28,8 @@ def analyze(records: tuple[Path, ...], as_json: bool, mains: str | None) -> None
     from ..wfdb_io import read_record
 
     config = AnalysisConfig(mains_hz=float(mains) if mains else None)
-    failed = 0
-    for path in records:
-        try:
-            report = analyze_record(read_record(path), config)
-        except UniEcgError as exc:
-            if len(records) == 1:
-                raise
-            click.echo(f"error: {exc}", err=True)
-            failed += 1
-            continue
-        if as_json:
-            click.echo(report.to_json())
-        else:
-            click.echo(summary(report.to_dict()))
-    if failed:
-        raise SystemExit(ExitCode.USAGE)
+    report_each(records, lambda path: analyze_record(read_record(path), config),
+                lambda report: report.to_json() if as_json else summary(report.to_dict()))
 
 
 def _fmt(value: Any, unit: str) -> str:

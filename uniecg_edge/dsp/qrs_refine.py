@@ -88,7 +88,7 @@ def refine_beats(detector: StreamingRPeakDetector, config: QrsDetectorConfig) ->
     likeness = template_likeness(loc, template_peaks, r_peaks, fs)
     stream_chosen = np.isin(index, beat_index)
     expected, weight = _expected_rr(beat_index, index, env, fs, likeness[stream_chosen] >= QRS_LIKENESS)
-    typical = _typical_amplitude(env, float(np.median(expected)))
+    typical = max(_typical_amplitude(env, float(np.median(expected))), 1e-9)  # a flat record has none
     safe = np.maximum(amp, 1e-9)
     evidence = np.log(safe / (FLOOR * typical)) - 2.0 * np.maximum(0.0, np.log(safe / (ARTIFACT_RATIO * typical)))
     evidence += STREAM_BONUS * stream_chosen

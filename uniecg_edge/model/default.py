@@ -24,8 +24,8 @@ from .llm import build_llm, hidden_size, resize_for_tokenizer, tiny_llama
 from .projector import EcgProjector, ProjectorConfig
 from .schedulers import SchedulerConfig
 from .tokenizer import train_tokenizer
-from .uniecg import UniEcgConfig, UniEcgModel
 from .unet import ConditionalUNet1d, UNetConfig
+from .uniecg import UniEcgConfig, UniEcgModel
 from .vae import VaeConfig, VaeDecoder
 
 log = logging.getLogger(__name__)

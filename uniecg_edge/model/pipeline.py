@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from ..leads import STANDARD_LEADS, derive_limb_leads
 from ..preprocess import from_generator_space, to_model_input
 from ..record import EcgRecord
 from ..report import Report
+from ..runtime.results import GeneratedEcg
 from .decoding import DecodeResult, decode
 from .schedulers import sample_latents
 from .splice import splice_ecg_embeddings
@@ -30,16 +30,6 @@ from .uniecg import UniEcgModel, checkpoint_sha256
 log = logging.getLogger(__name__)
 
 SEX_CODES = {"M": 1.0, "F": 0.0}
-
-
-@dataclass
-class GeneratedEcg:
-    record: EcgRecord  # 12 standard leads, 500 Hz, 10 s, mV
-    text: str  # what the model said before the [ECG] tokens
-    ecg_tokens: str  # "emitted" (the model chose to generate) or "forced" (appended after the model's text)
-    steps: int
-    timings: dict[str, float] = field(default_factory=dict)
-    provenance: dict[str, Any] = field(default_factory=dict)
 
 
 class TorchPipeline:

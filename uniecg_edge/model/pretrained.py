@@ -72,9 +72,8 @@ class PretrainedMixin:
         expected = model.state_dict()  # type: ignore[attr-defined]
         for key, tensor in state.items():
             if key in expected and tuple(expected[key].shape) != tuple(tensor.shape):
-                raise ConfigError(
-                    f"{weights_path}: {key} has shape {tuple(tensor.shape)}, the config needs {tuple(expected[key].shape)}"
-                )
+                need = tuple(expected[key].shape)
+                raise ConfigError(f"{weights_path}: {key} has shape {tuple(tensor.shape)}, the config needs {need}")
         missing, unexpected = model.load_state_dict(state, strict=False)  # type: ignore[attr-defined]
         if missing or unexpected:
             raise ConfigError(
