@@ -112,14 +112,14 @@ def test_mitbih_100_target(shared_ecg: Path) -> None:
 
 
 def test_cpsc2019_noisy_records(shared_ecg: Path) -> None:
-    """The issue's target is Se and PPV >= 0.95; measured 0.954 / 0.949 (NeuroKit2 'neurokit': 0.823 / 0.914 on
-    the same records, see benchmarks/dsp_bench.py). This guards what is reached: PPV is one beat short."""
+    """The issue's target is Se and PPV >= 0.95; measured 0.951 / 0.951 (NeuroKit2 'neurokit': 0.823 / 0.914 on
+    the same records, see benchmarks/dsp_bench.py). Both sit one beat above the target (370 TP, 19 FN, 19 FP)."""
     total = None
     for _name, x, ref in cpsc2019_records(shared_ecg):
         s = match_peaks(ref, detect_r_peaks(x, 500.0), tolerance=0.075 * 500)
         total = s if total is None else total + s
     assert total is not None
-    assert total.sensitivity >= 0.95 and total.ppv >= 0.94, total
+    assert total.sensitivity >= 0.95 and total.ppv >= 0.95, total
 
 
 def test_cpsc2021_holter_excerpts(shared_ecg: Path) -> None:

@@ -9,12 +9,13 @@ maximises
                                          + a bonus if the stream took it + a morphology term
   - rhythm weight * sum over consecutive beats of cost(RR / expected RR)
 
-RR under the refractory period is impossible, and a candidate within ``twave_ms`` of a beat with under half its
-slope cannot follow it (a T wave). The cost grows faster for long intervals (a missed beat) than for short ones
-(ectopic beats are common) and steeply under 0.6 of the expected RR (a T wave or noise). The morphology term is
-the candidate's correlation with the record's own beat classes (``qrs_morphology``); a candidate the stream
-rejected can only come back if it looks like one of them. The rhythm weight falls where the rhythm is
-irregular (atrial fibrillation).
+RR under the refractory period is impossible, between envelope peaks and between the R peaks they place (a
+wide artefact can put two envelope peaks far enough apart whose R peaks fall within one QRS), and a candidate
+within ``twave_ms`` of a beat with under half its slope cannot follow it (a T wave). The cost grows faster
+for long intervals (a missed beat) than for short ones (ectopic beats are common) and steeply under 0.6 of the
+expected RR (a T wave or noise). The morphology term is the candidate's correlation with the record's own beat
+classes (``qrs_morphology``); a candidate the stream rejected can only come back if it looks like one of them.
+The rhythm weight falls where the rhythm is irregular (atrial fibrillation).
 
 The expected RR is the local median of the stream's RR intervals, except in windows where many of the stream's
 beats look like no QRS class and the envelope repeats with a clear period twice that RR (T waves taken as beats).
@@ -95,7 +96,7 @@ def refine_beats(detector: StreamingRPeakDetector, config: QrsDetectorConfig) ->
     evidence += MORPHOLOGY_WEIGHT * np.maximum(likeness - MORPHOLOGY_NEUTRAL, -MORPHOLOGY_PENALTY_CAP)
     # a beat the stream rejected comes back only if it looks like one of the record's QRS classes
     evidence[~stream_chosen & (likeness < QRS_LIKENESS)] = -np.inf
-    path = _best_path(index, evidence, cand_slope, expected, weight, config.refractory_ms * ms, twave,
+    path = _best_path(index, r_peaks, evidence, cand_slope, expected, weight, config.refractory_ms * ms, twave,
                       config.twave_slope_ratio, env.shape[0])
     return r_peaks[path]
 
@@ -177,8 +178,9 @@ def _rr_cost(ratio: np.ndarray) -> np.ndarray:
     return cost + TOO_SHORT_WEIGHT * np.maximum(0.0, np.log(PREMATURE_LIMIT) - x)
 
 
-def _best_path(index: np.ndarray, evidence: np.ndarray, slope: np.ndarray, expected: np.ndarray, weight: np.ndarray,
-               refractory: float, twave: float, twave_ratio: float, n_total: int) -> list[int]:
+def _best_path(index: np.ndarray, r_peaks: np.ndarray, evidence: np.ndarray, slope: np.ndarray,
+               expected: np.ndarray, weight: np.ndarray, refractory: float, twave: float, twave_ratio: float,
+               n_total: int) -> list[int]:
     m = index.size
     score = np.full(m, -np.inf)
     back = np.full(m, -1, dtype=np.int64)
@@ -192,6 +194,8 @@ def _best_path(index: np.ndarray, evidence: np.ndarray, slope: np.ndarray, expec
             rr = (index[j] - index[prev]).astype(float)
             cost = weight[j] * _rr_cost(rr / expected[j])
             cost[rr < refractory] = np.inf
+            # two R peaks closer than the refractory period cannot both be beats, wherever their envelopes peak
+            cost[np.abs(r_peaks[j] - r_peaks[prev]) < refractory] = np.inf
             cost[(rr < twave) & (slope[j] < twave_ratio * slope[prev])] = np.inf
             total = score[prev] - cost + evidence[j]
             k = int(np.argmax(total))
