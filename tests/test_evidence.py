@@ -34,3 +34,13 @@ def test_report_json_is_strict() -> None:
     assert set(data) >= {"record", "fs", "leads", "duration_s", "quality", "measurements", "rhythm", "critical",
                          "text", "claims", "discrepancies", "provenance"}
     assert "NaN" not in report.to_json()
+
+
+def test_extra_keys_may_not_replace_the_report_keys() -> None:
+    import pytest
+
+    report = Report(record="x", fs=500.0, leads=["I"], duration_s=10.0, extra={"window": {"index": 3}})
+    assert report.to_dict()["window"] == {"index": 3}
+    report.extra["text"] = "hidden"
+    with pytest.raises(ValueError, match="text"):
+        report.to_dict()

@@ -47,6 +47,9 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         extra = data.pop("extra")
+        clash = sorted(set(extra) & set(data))
+        if clash:
+            raise ValueError(f"Report.extra may not replace the report's own keys: {', '.join(clash)}")
         data.update(extra)
         return _jsonable(data)
 

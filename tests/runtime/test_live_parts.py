@@ -72,13 +72,16 @@ def test_header_never_declares_more_than_is_on_disk_and_recovery_restores_the_re
     rec.close()
 
 
-def test_chunk_queue_never_blocks_and_counts_what_did_not_fit():
+def test_chunk_queue_never_blocks_and_keeps_what_the_analysis_has_no_room_for_for_the_recording():
     q = ChunkQueue(capacity_rows=100)
     block = np.zeros((40, 2), dtype=np.float32)
     assert q.put(LiveChunk(0, block, None, 0.0)) and q.put(LiveChunk(40, block, None, 0.0))
-    assert not q.put(LiveChunk(80, block, None, 0.0))
-    assert q.overflow_rows == 40 and len(q) == 2
-    assert q.get(0.0).start == 0 and q.get(0.0).start == 40 and q.get(0.01) is None
+    assert not q.put(LiveChunk(80, block, None, 0.0))  # no room for analysis: queued to be recorded only
+    assert q.overflow_rows == 40 and len(q) == 3
+    got = [q.get(0.0) for _ in range(3)]
+    assert [(c.start, c.record_only) for c in got] == [(0, False), (40, False), (80, True)]
+    assert q.get(0.01) is None
+    assert q.put(LiveChunk(120, block, None, 0.0))  # the analysis' room came back as it drained
 
 
 def test_latest_slot_hands_out_the_newest_and_counts_the_skipped():

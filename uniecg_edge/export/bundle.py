@@ -160,15 +160,20 @@ def _safe_member(root: Path, rel: str) -> Path:
 
 
 def verify_files(root: Path, manifest: dict[str, Any]) -> None:
-    """Every listed file present with its sha256, every graph's files listed, no unlisted graph file."""
+    """Every listed file present with its sha256, every graph's files and the config listed, and no file that the
+    manifest does not list (a tokenizer or config file dropped in would change the output unseen); only
+    ``engines/``, built on the device later and keyed by graph sha256, is outside the manifest."""
     files: dict[str, str] = manifest["files"]
     for name, graph in manifest["graphs"].items():
         for rel in [graph.get("file"), *graph.get("data_files", [])]:
             if rel not in files:
                 raise BundleError(f"{root}: graph {name} file {rel!r} is not listed in the manifest's files")
+    if CONFIG_NAME not in files:
+        raise BundleError(f"{root}: {CONFIG_NAME} is not listed in the manifest's files")
     for rel in _bundle_files(root):
-        if rel not in files and rel.endswith(GRAPH_SUFFIXES):
-            raise BundleError(f"{root}: extra graph file {rel} is not in the manifest")
+        if rel not in files:
+            kind = "graph file" if rel.endswith(GRAPH_SUFFIXES) else "file"
+            raise BundleError(f"{root}: extra {kind} {rel} is not in the manifest")
     for rel, expected in files.items():
         path = _safe_member(root, rel)
         if not path.is_file():

@@ -117,7 +117,8 @@ class TorchPipeline:
         report.text = self._decode_text(result.token_ids)
         report.claims = extract_claims(report.text)
         report.discrepancies = find_discrepancies(report.claims, report.measurements)
-        report.provenance = {**self.provenance(), "leads_derived": list(derived), "stop_reason": result.stop_reason,
+        report.provenance = {**report.provenance, **self.provenance(), "leads_derived": list(derived),
+                             "stop_reason": result.stop_reason,
                              "timings_s": {k: round(v, 6) for k, v in timings.items()}}
         return report
 

@@ -165,7 +165,8 @@ class EdgeRuntime:
         report.text = self.codec.decode(result.token_ids)
         report.claims = extract_claims(report.text)
         report.discrepancies = find_discrepancies(report.claims, report.measurements)
-        report.provenance = {**self.provenance(), "leads_derived": list(derived), "stop_reason": result.stop_reason,
+        report.provenance = {**report.provenance, **self.provenance(), "leads_derived": list(derived),
+                             "stop_reason": result.stop_reason,
                              "sampling": dataclasses.asdict(sampling or SamplingConfig()),
                              "timings_s": {k: round(v, 6) for k, v in timings.items()}}
         return report

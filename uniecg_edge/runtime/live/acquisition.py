@@ -1,8 +1,8 @@
 """The acquisition thread: reads the device and hands chunks on, never waiting for anything downstream.
 
-``ChunkQueue`` is bounded by signal time (``capacity`` rows): ``put`` never blocks; a chunk that does not fit
-(the consumer is more than ``queue_s`` behind) is refused and counted in ``overflow_rows``, and its rows become
-missing samples at their true position when the consumer catches up. Nothing else is ever dropped.
+``ChunkQueue`` is bounded by signal time (``capacity`` rows) for the analysis: ``put`` never blocks; a chunk that
+does not fit (the consumer is more than ``queue_s`` behind) is still queued, marked ``record_only`` and counted in
+``overflow_rows``: the recording gets every acquired sample, only the analysis skips those rows (a gap there).
 
 ``AcquisitionThread`` numbers samples on one absolute axis for the whole run. When a device gives up (a
 ``DeviceError`` from ``read``: silent past its time-out, or gone past its own reconnect window) the thread
@@ -15,6 +15,7 @@ instance. Before the first sample a ``DeviceError`` is a start-up failure (``sta
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import threading
 import time
@@ -37,6 +38,7 @@ class LiveChunk:
     samples: np.ndarray  # (n, channels) float32 mV, NaN = missing
     lead_off: np.ndarray | None  # (n, channels) bool, or None
     t_host: float  # time.time() when read
+    record_only: bool = False  # the analysis was too far behind: record these rows, do not analyse them
 
     @property
     def n(self) -> int:
@@ -60,16 +62,21 @@ class ChunkQueue:
         self._closed = False
 
     def put(self, chunk: LiveChunk) -> bool:
-        """Queue ``chunk``; False (and counted) if it does not fit. Never waits."""
+        """Queue ``chunk``; False (counted, and queued ``record_only``) if the analysis has no room for it.
+
+        Never waits. Record-only chunks are bounded by memory, not by ``capacity_rows``: they hold samples that
+        would otherwise be lost, and the consumer writes them without analysing them."""
         with self._cond:
-            if self._rows + chunk.n > self.capacity_rows:
+            fits = self._rows + chunk.n <= self.capacity_rows
+            if fits:
+                self._rows += chunk.n
+                self.peak_rows = max(self.peak_rows, self._rows)
+            else:
                 self.overflow_rows += chunk.n
-                return False
+                chunk = dataclasses.replace(chunk, record_only=True)
             self._items.append(chunk)
-            self._rows += chunk.n
-            self.peak_rows = max(self.peak_rows, self._rows)
             self._cond.notify()
-            return True
+            return fits
 
     def get(self, timeout: float) -> LiveChunk | None:
         """The oldest chunk, or None after ``timeout`` s (or at once when closed and empty)."""
@@ -79,7 +86,8 @@ class ChunkQueue:
             if not self._items:
                 return None
             chunk = self._items.popleft()
-            self._rows -= chunk.n
+            if not chunk.record_only:
+                self._rows -= chunk.n
             return chunk
 
     def close(self) -> None:
@@ -181,7 +189,7 @@ class AcquisitionThread(threading.Thread):
             live = LiveChunk(start, chunk.samples, chunk.lead_off, chunk.t_host)
             self.rows_read += chunk.n
             if not self.queue.put(live):
-                log.error("the pipeline is more than %.0f s behind: %d samples not taken (recorded as missing)",
+                log.error("the analysis is more than %.0f s behind: %d samples recorded but not analysed",
                           self.queue.capacity_rows / self.fs, chunk.n)
             self.end_index = live.end
             self._last_t = chunk.t_host

@@ -199,6 +199,9 @@ class LivePipeline:
                     failed.close()
         for start, n in self.gaps.feed(chunk.start, chunk.samples):
             self._gap_event(start, n)
+        if chunk.record_only:  # recorded above; the analysis skips these rows (its windows see them as missing)
+            self._consumed_end = chunk.end
+            return
         for window in self.windows.push(chunk.start, chunk.samples, chunk.lead_off, chunk.t_host):
             self._fast_path(window, to_model)
         self._consumed_end = chunk.end
@@ -355,7 +358,7 @@ class LivePipeline:
                 "acquired": acquired,  # rows the device delivered, its own missing rows included
                 "consumed": self._consumed_end,
                 "recorded": rec.samples_written if rec is not None else None,
-                "dropped": dropped,  # rows the pipeline could not take (queue full); recorded as missing
+                "dropped": dropped,  # rows the analysis could not take (queue full); recorded, not analysed
                 "device_missing": stats.get("missing_samples", 0),
             },
             "signal_s": round(self._consumed_end / info.fs, 3),
