@@ -44,3 +44,19 @@ def tiny_model_dir() -> Path:
     from uniecg_edge.model.default import default_model_dir
 
     return default_model_dir()
+
+
+@pytest.fixture(scope="module")
+def unet_and_terms() -> tuple[object, tuple[object, ...]]:
+    """A tiny seeded UNet and its condition terms: the model outputs the scheduler tests step through."""
+    import torch
+
+    from uniecg_edge.model.unet import ConditionalUNet1d, UNetConfig
+
+    torch.manual_seed(0)
+    unet = ConditionalUNet1d(UNetConfig.tiny()).eval()
+    cond = torch.randn(1, 1, unet.config.cond_dim)
+    one = torch.ones(1, 1, 1)
+    with torch.no_grad():
+        terms = unet.condition_terms(cond, one, 60 * one, 75 * one)
+    return unet, terms

@@ -113,13 +113,18 @@ def _rewrite_manifest(root: Path, **changes: object) -> None:
     (root / "manifest.json").write_text(json.dumps(manifest))
 
 
+def _unlist(root: Path, rel: str) -> None:
+    files = json.loads((root / "manifest.json").read_text())["files"]
+    _rewrite_manifest(root, files={k: v for k, v in files.items() if k != rel})
+
+
 @pytest.mark.parametrize("damage, message", [
     (lambda root: (root / "tokenizer" / "tokenizer.json").unlink(), "missing file tokenizer/tokenizer.json"),
     (lambda root: (root / "gen_head.onnx").unlink(), "missing file gen_head.onnx"),
     (lambda root: shutil.copy(root / "unet.onnx", root / "unet2.onnx"), "extra graph file unet2.onnx"),
-    (lambda root: (root / "tokenizer" / "added_tokens.json").write_text("{}"), "extra file tokenizer/added_tokens.json"),
-    (lambda root: _rewrite_manifest(root, files={k: v for k, v in json.loads((root / "manifest.json").read_text())[
-        "files"].items() if k != "config.json"}), "config.json is not listed"),
+    (lambda root: (root / "tokenizer" / "added_tokens.json").write_text("{}"),
+     "extra file tokenizer/added_tokens.json"),
+    (lambda root: _unlist(root, "config.json"), "config.json is not listed"),
     (lambda root: (root / "manifest.json").unlink(), "not an edge bundle"),
     (lambda root: _rewrite_manifest(root, format="something-else"), "unknown format 'something-else'"),
     (lambda root: _rewrite_manifest(root, format_version=2), "format_version 2 is newer"),

@@ -12,22 +12,10 @@ import torch
 
 from uniecg_edge.errors import ConfigError
 from uniecg_edge.model.schedulers import SchedulerConfig, make_scheduler
-from uniecg_edge.model.unet import ConditionalUNet1d, UNetConfig
 from uniecg_edge.runtime.schedulers import SAMPLERS, SamplerConfig, load_sampler_config, make_sampler
 
 # diffusers' DPM-Solver calls np.array(tensor, copy=False) internally (numpy 2 deprecation), not our code
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
-
-
-@pytest.fixture(scope="module")
-def unet_and_terms() -> tuple[ConditionalUNet1d, tuple[torch.Tensor, ...]]:
-    torch.manual_seed(0)
-    unet = ConditionalUNet1d(UNetConfig.tiny()).eval()
-    cond = torch.randn(1, 1, unet.config.cond_dim)
-    one = torch.ones(1, 1, 1)
-    with torch.no_grad():
-        terms = unet.condition_terms(cond, one, 60 * one, 75 * one)
-    return unet, terms
 
 
 def test_config_has_the_fields_and_defaults_of_the_torch_config() -> None:
