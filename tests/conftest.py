@@ -33,17 +33,19 @@ def shared_ecg() -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Build the default model into a per-session cache, never into the user's home."""
+    """Build models into a per-session cache, never into the user's home; commands without ``--model`` use the
+    tiny untrained model (fast). Tests of the shipped trained model ask for it by name (``shipped_model_dir``)."""
     if "UNIECG_EDGE_CACHE" not in os.environ:
         os.environ["UNIECG_EDGE_CACHE"] = str(tmp_path_factory.mktemp("uniecg-cache"))
+    os.environ["UNIECG_EDGE_MODEL"] = "untrained"
 
 
 @pytest.fixture(scope="session")
 def tiny_model_dir() -> Path:
-    """The untrained default model (tiny, deterministic), saved once per session."""
-    from uniecg_edge.model.default import default_model_dir
+    """The untrained model (tiny, deterministic), saved once per session."""
+    from uniecg_edge.model.default import untrained_model_dir
 
-    return default_model_dir()
+    return untrained_model_dir()
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "bench": "uniecg_edge.commands.bench:bench",
     "distill": "uniecg_edge.commands.distill:distill",
     "run": "uniecg_edge.commands.run:run",
+    "demo": "uniecg_edge.commands.demo:demo",
 }
 
 

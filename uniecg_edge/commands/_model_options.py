@@ -20,9 +20,9 @@ from ..errors import InputError
 log = logging.getLogger(__name__)
 
 MODEL_HELP = (
-    "UniECG checkpoint folder. Default: the package's default model, which is UNTRAINED in this release "
-    "(random weights: its text and ECGs are meaningless; provenance.trained is false). With --bundle it is "
-    "used only by --backend torch (the bundle's source checkpoint)."
+    "UniECG checkpoint folder. Default: the trained edge model shipped in the package (a small model trained on "
+    "simulated ECGs: for demonstration and testing, not for clinical use; $UNIECG_EDGE_MODEL overrides it). With "
+    "--bundle it is used only by --backend torch (the bundle's source checkpoint)."
 )
 BACKENDS = ("auto", "onnxruntime", "tensorrt", "torch")
 
@@ -83,7 +83,7 @@ def load_pipeline(model_dir: Path | None) -> Any:
     from ..model.default import default_model_dir
     from ..model.pipeline import TorchPipeline
 
-    if model_dir is None:
-        model_dir = default_model_dir()
-        log.warning("using the default model, which is untrained: its output is meaningless")
-    return TorchPipeline.from_pretrained(model_dir)
+    pipeline = TorchPipeline.from_pretrained(model_dir if model_dir is not None else default_model_dir())
+    if not pipeline.model.config.trained:
+        log.warning("model %s is untrained: its output is meaningless", pipeline.model.config.name)
+    return pipeline

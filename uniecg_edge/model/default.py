@@ -1,9 +1,10 @@
 """The default model used when no ``--model`` is given.
 
-Until the trained model ships (a later release), this is a small, **untrained** UniECG with the full
-architecture, created deterministically from a seed and cached on disk. Its reports and ECGs are noise:
-``provenance.trained`` is ``false`` and ``--help`` says so. It samples with 50 DDIM steps by default;
-``generate --scheduler ddpm --steps 1000`` runs the 1000-step DDPM reference.
+:func:`default_model_dir` is the trained edge model shipped in the package (:mod:`.shipped`, verified against its
+``SHA256SUMS``). A source tree without it (before the recipe's model was packaged) falls back to
+:func:`untrained_model_dir`: a tiny, **untrained** UniECG with the full architecture, created deterministically
+from a seed and cached on disk, whose reports and ECGs are noise (``provenance.trained`` is ``false``). The tests
+use the untrained one: it is small and fast, and its output is not what they check.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ DEFAULT_SEED = 0
 DEFAULT_NAME = "uniecg-edge-default-untrained"
 NUM_ECG_TOKENS = 4
 CACHE_ENV = "UNIECG_EDGE_CACHE"
+MODEL_ENV = "UNIECG_EDGE_MODEL"
+UNTRAINED = "untrained"
 
 
 def cache_root() -> Path:
@@ -67,8 +70,28 @@ def build_default_model(seed: int = DEFAULT_SEED) -> UniEcgModel:
     return model.eval()
 
 
-def default_model_dir(seed: int = DEFAULT_SEED) -> Path:
-    """The cached default model folder, built on first use (atomically, so concurrent first uses are safe)."""
+def default_model_dir() -> Path:
+    """The model commands use without ``--model``.
+
+    ``$UNIECG_EDGE_MODEL`` overrides it: a checkpoint folder, or ``untrained`` for the tiny untrained model (the
+    test suite's choice). Otherwise the shipped trained model (verified), or the untrained one where the package
+    carries none.
+    """
+    from .shipped import is_shipped, verified_shipped_model
+
+    chosen = os.environ.get(MODEL_ENV, "").strip()
+    if chosen == UNTRAINED:
+        return untrained_model_dir()
+    if chosen:
+        return Path(chosen)
+    if is_shipped():
+        return verified_shipped_model()
+    log.warning("this installation carries no trained model: using the untrained default (output is meaningless)")
+    return untrained_model_dir()
+
+
+def untrained_model_dir(seed: int = DEFAULT_SEED) -> Path:
+    """The cached untrained model folder, built on first use (atomically, so concurrent first uses are safe)."""
     target = cache_root() / "models" / f"{DEFAULT_NAME}-{__version__}-seed{seed}"
     if (target / "config.json").is_file():
         return target

@@ -217,8 +217,9 @@ def batch_indices(num_examples: int, batch_size: int, *, seed: int, step: int, p
 @torch.no_grad()
 def teacher_conditions(teacher: UniEcgModel, examples: Sequence[DistillExample], batch_size: int = 8,
                        device: torch.device | str = "cpu") -> dict[str, Tensor]:
-    """The teacher's condition vectors for ``examples`` (generation head at the [ECG] tokens) with sex, age, hr:
-    what the UNet is conditioned on during step distillation."""
+    """The condition vectors of ``teacher``'s generation head at the [ECG] tokens for ``examples``, with sex, age
+    and hr: what the UNet is conditioned on during step distillation. Any UniECG works here: the job passes the
+    model whose UNet is distilled (the teacher, or the student for ``"diffusion": "own"``)."""
     parts: dict[str, list[Tensor]] = {"cond": [], "sex": [], "age": [], "hr": []}
     for start in range(0, len(examples), batch_size):
         batch = collate(teacher, examples[start:start + batch_size]).to(device)

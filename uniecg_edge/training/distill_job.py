@@ -8,6 +8,11 @@ Output folder::
     OUT/metrics.json           parameter counts and ratios, losses, UNet evaluations 1000 vs N, sample errors
     OUT/checkpoints/           accelerate states (latest.json names the newest), llm-student/, unet-stage-XX/
 
+The student is built from the teacher or loaded from ``init_from`` (``--student-init``; see :mod:`.student`);
+its ``diffusion`` source decides which UNet is step-distilled (the teacher's copy or the student's own) and whose
+generation head makes the conditions. Run settings come from a preset (:data:`DISTILL_PRESETS`), then the student
+JSON's ``distill`` section, then the command line (:func:`job_config`).
+
 Phases: ``llm`` (stage 0) then ``unet`` (stage i = halving i). ``resume=True`` continues from
 ``checkpoints/latest.json``; batches depend only on (seed, phase, stage, step, process), so a resumed run ends
 where an uninterrupted one would. Under ``accelerate launch`` every process runs this same function.
@@ -25,8 +30,10 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError
+from ..model.schedulers import SchedulerConfig
 from ..model.unet import ConditionalUNet1d
 from ..model.uniecg import UniEcgModel
+from ..registry import Registry
 from . import accel
 from .accel import AccelConfig, TrainState
 from .distill import (
@@ -50,7 +57,7 @@ from .step_distill import (
     shipped_scheduler,
     stage_pairs,
 )
-from .student import StudentConfig, build_student, parameter_summary
+from .student import DIFFUSION_SOURCES, StudentConfig, build_student, check_init_from, parameter_summary
 
 logger = logging.getLogger(__name__)
 
@@ -70,9 +77,86 @@ class DistillJobConfig:
     num_examples: int = 256
     seed: int = 0
     resume: bool = False
+    student_init: str | None = None  # overrides the student config's init_from (--student-init)
+    preset: str = "full"  # informational: the settings themselves are in kd / diffusion / accel
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))
+
+
+# ---- run settings: presets < the student JSON's "distill" section < command-line options ----------------------
+SETTINGS = {  # setting (the CLI option's name) -> (part of DistillJobConfig, field)
+    "steps": ("kd", "steps"), "batch_size": ("kd", "batch_size"), "lr": ("kd", "lr"),
+    "temperature": ("kd", "temperature"), "alpha": ("kd", "alpha"), "gen_weight": ("kd", "gen_weight"),
+    "diffusion_steps": ("diffusion", "target_steps"), "diffusion_start_steps": ("diffusion", "start_steps"),
+    "diffusion_iterations": ("diffusion", "iterations_per_stage"),
+    "diffusion_batch_size": ("diffusion", "batch_size"), "diffusion_pairs": ("diffusion", "pairs_per_trajectory"),
+    "diffusion_lr": ("diffusion", "lr"), "examples": ("job", "num_examples"),
+    "checkpoint_every": ("accel", "checkpoint_every"),
+}
+PARTS: dict[str, type] = {"kd": KdConfig, "diffusion": StepDistillConfig, "accel": AccelConfig,
+                          "job": DistillJobConfig}
+DISTILL_PRESETS: Registry[dict[str, Any]] = Registry("distill preset")
+DISTILL_PRESETS.add("full", {"checkpoint_every": 200})  # else the dataclasses' defaults: a long run from 1024 steps
+# "edge": the `student` recipe preset (5.9 M parameters) from the `teacher` preset (24.9 M) on the 2-core CPU.
+# Timed with random weights of those sizes (build_components, the recipe's tokenizer, real examples,
+# OMP_NUM_THREADS=1, the CPU shared with two training jobs: figures under load). In a whole run of this preset
+# with fewer steps (12 KD steps, 6 iterations per stage, 102 s in all): a KD step at batch 4 takes 2.8 s, a
+# step-distillation iteration (16 trajectories x 4 pairs; sampling the 2N-step trajectories dominates) 3.1 s
+# (64->32), 1.7 s (32->16), 1.1 s (16->8); loading, 256 examples, the condition pool, evaluations and saving
+# ~35 s. Timed alone (a few steps each, busier moments): KD 3.1-4.2 s (5.7 s at batch 8), stages 2.7 / 2.8 / 1.9 s.
+# KD 300 x 2.8 s = 840 s; UNet 80 x (3.1 + 1.7 + 1.1) s = 472 s; + ~45 s (with 5 KD checkpoints): ~1360 s =
+# ~23 min; with the slower figures 300 x 3.6 + 80 x 7.4 + 90 = ~1760 s = ~29 min. An idle machine is faster.
+DISTILL_PRESETS.add("edge", {
+    "steps": 300, "batch_size": 4, "lr": 1e-4, "diffusion_steps": 8, "diffusion_start_steps": 64,
+    "diffusion_iterations": 80, "diffusion_batch_size": 16, "diffusion_pairs": 4, "diffusion_lr": 1e-4,
+    "checkpoint_every": 50,
+})
+
+
+def _checked_setting(name: str, value: Any, default: Any, where: str) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or (isinstance(default, int) and not isinstance(value, int)):
+        kind = "an integer" if isinstance(default, int) else "a number"
+        raise ConfigError(f"{where}: setting {name!r} must be {kind}, got {value!r}")
+    return float(value) if isinstance(default, float) else value
+
+
+def resolve_settings(preset: str | None, student_cfg: StudentConfig, given: dict[str, Any],
+                     where: str = "student config") -> tuple[str, dict[str, Any]]:
+    """The preset's name and the settings of a run: the preset (``preset``, else the JSON's ``distill.preset``,
+    else ``full``), overridden by the JSON's ``distill`` section, overridden by ``given`` (None: not given)."""
+    from_json = dict(student_cfg.distill)
+    json_preset = from_json.pop("preset", None)
+    name = preset or json_preset or "full"
+    unknown = sorted(set(from_json) - set(SETTINGS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown 'distill' settings {', '.join(unknown)} "
+                          f"(known: preset, {', '.join(sorted(SETTINGS))})")
+    if not isinstance(name, str):
+        raise ConfigError(f"{where}: 'distill.preset' must be a preset name")
+    values = {**DISTILL_PRESETS.get(name), **from_json, **{k: v for k, v in given.items() if v is not None}}
+    defaults = {key: next(f.default for f in dataclasses.fields(PARTS[part]) if f.name == fld)
+                for key, (part, fld) in SETTINGS.items()}
+    return name, {k: _checked_setting(k, v, defaults[k], where) for k, v in values.items()}
+
+
+def job_config(teacher: str, student_config: str, out: str, *, preset: str | None = None,
+               settings: dict[str, Any] | None = None, student_init: str | None = None, seed: int = 0,
+               resume: bool = False, accel_options: dict[str, Any] | None = None) -> DistillJobConfig:
+    """A :class:`DistillJobConfig` from a preset, the student JSON's ``distill`` section and ``settings``
+    (setting name -> value or None; see :data:`SETTINGS`); ``accel_options`` are further AccelConfig fields."""
+    student_cfg = StudentConfig.from_file(student_config)
+    name, values = resolve_settings(preset, student_cfg, settings or {}, where=str(student_config))
+    parts: dict[str, dict[str, Any]] = {"kd": {"seed": seed}, "diffusion": {"seed": seed},
+                                        "accel": dict(accel_options or {}), "job": {}}
+    for key, value in values.items():
+        part, fld = SETTINGS[key]
+        parts[part][fld] = value
+    return DistillJobConfig(teacher=str(teacher), student_config=str(student_config), out=str(out),
+                            kd=KdConfig(**parts["kd"]), diffusion=StepDistillConfig(**parts["diffusion"]),
+                            accel=AccelConfig(**parts["accel"]), seed=seed, resume=resume,
+                            student_init=student_init, preset=name, **parts["job"])
 
 
 def load_examples(count: int, seed: int) -> list[DistillExample]:
@@ -89,11 +173,17 @@ def _load_inputs(cfg: DistillJobConfig) -> tuple[UniEcgModel, StudentConfig]:
     if not teacher_dir.is_dir():
         raise ConfigError(f"{teacher_dir}: teacher folder not found")
     student_cfg = StudentConfig.from_file(cfg.student_config)  # checked before the (large) teacher loads
+    if cfg.student_init is not None:
+        student_cfg = student_cfg.with_init_from(cfg.student_init)
     teacher = UniEcgModel.from_pretrained(teacher_dir)
     teacher.requires_grad_(False)
-    steps, train_steps = cfg.diffusion.target_steps, teacher.scheduler.num_train_timesteps
+    if student_cfg.init_from is not None:
+        check_init_from(teacher, student_cfg.init_from)
+    schedule = DIFFUSION_SOURCES.get(student_cfg.diffusion).schedule(teacher, student_cfg)
+    steps, train_steps = cfg.diffusion.target_steps, schedule.num_train_timesteps
     if train_steps % steps:
-        raise ConfigError(f"--diffusion-steps {steps} must divide the teacher's {train_steps} training timesteps")
+        raise ConfigError(f"--diffusion-steps {steps} must divide the {train_steps} training timesteps of "
+                          f"{DIFFUSION_SOURCES.get(student_cfg.diffusion).description}")
     return teacher, student_cfg
 
 
@@ -123,12 +213,19 @@ def run_distillation(cfg: DistillJobConfig) -> dict[str, Any]:
         llm_history = json.loads((root / "llm-history.json").read_text())
     student.to(device)
 
-    pool = ConditionPool(**teacher_conditions(teacher, examples, cfg.kd.batch_size, device))
-    unet, stage_metrics = _unet_phase(cfg, accelerator, teacher, pool, root, resume_state, resume_folder)
+    # the UNet to step-distil (stage-0 teacher), its schedule, and the generation head trained with it
+    source = DIFFUSION_SOURCES.get(student_cfg.diffusion)
+    owner = source.owner(teacher, student)
+    source_unet, schedule = owner.unet, owner.scheduler
+    pool = ConditionPool(**teacher_conditions(owner, examples, cfg.kd.batch_size, device))
+    unet, stage_metrics = _unet_phase(cfg, accelerator, source_unet, schedule, pool, root, resume_state,
+                                      resume_folder)
     student.unet = unet.cpu()
-    student.scheduler = shipped_scheduler(teacher.scheduler, cfg.diffusion.target_steps)
+    student.scheduler = shipped_scheduler(schedule, cfg.diffusion.target_steps)
 
-    metrics = _metrics(cfg, teacher, student, pool, llm_history, stage_metrics, device)
+    diffusion_source = {"name": student_cfg.diffusion, "unet": source.description, "schedule": schedule}
+    metrics = _metrics(cfg, teacher, student, source_unet, diffusion_source, pool, llm_history, stage_metrics,
+                       device)
     if accelerator.is_main_process:
         student.cpu().save_pretrained(out)
         (out / "distill_config.json").write_text(json.dumps(
@@ -203,12 +300,13 @@ def _stage_dir(root: Path, stage: int) -> Path:
     return root / f"unet-stage-{stage:02d}"
 
 
-def _unet_phase(cfg: DistillJobConfig, accelerator: Any, teacher: UniEcgModel, pool: ConditionPool, root: Path,
-                state: TrainState | None, folder: Path | None) -> tuple[ConditionalUNet1d, list[dict[str, Any]]]:
-    alphas = alphas_with_clean(teacher.scheduler)
+def _unet_phase(cfg: DistillJobConfig, accelerator: Any, source_unet: ConditionalUNet1d, schedule: SchedulerConfig,
+                pool: ConditionPool, root: Path, state: TrainState | None,
+                folder: Path | None) -> tuple[ConditionalUNet1d, list[dict[str, Any]]]:
+    alphas = alphas_with_clean(schedule)
     first = state.stage if state is not None else 0
     stage_teacher = freeze(ConditionalUNet1d.from_pretrained(_stage_dir(root, first - 1)) if first
-                           else teacher.unet).to(accelerator.device)
+                           else source_unet).to(accelerator.device)
     metrics = json.loads((root / "unet-stages.json").read_text()) if first else []
     for stage, steps in enumerate(cfg.diffusion.stages):
         if stage < first:
@@ -263,17 +361,21 @@ def _unet_stage(cfg: DistillJobConfig, accelerator: Any, stage_teacher: Conditio
 
 
 # ---- metrics ---------------------------------------------------------------------------------------------
-def _metrics(cfg: DistillJobConfig, teacher: UniEcgModel, student: UniEcgModel, pool: ConditionPool,
-             llm_history: list[dict[str, float]], stages: list[dict[str, Any]],
-             device: torch.device | str) -> dict[str, Any]:
+def _metrics(cfg: DistillJobConfig, teacher: UniEcgModel, student: UniEcgModel, reference: ConditionalUNet1d,
+             source: dict[str, Any], pool: ConditionPool, llm_history: list[dict[str, float]],
+             stages: list[dict[str, Any]], device: torch.device | str) -> dict[str, Any]:
+    """``rms_*_start_grid``: the shipped sampler and plain DDIM at ``target_steps`` against the stage-0 teacher
+    (``reference``, the source UNet before distillation) on its ``start_steps`` grid."""
     sd = cfg.diffusion
-    alphas = alphas_with_clean(teacher.scheduler)
+    alphas = alphas_with_clean(source["schedule"])
     unet = student.unet.to(device)
-    reference = teacher.unet.to(device)
+    reference = reference.to(device)
     return {
         "parameters": parameter_summary(teacher, student),
         "llm": {"steps": cfg.kd.steps, "losses": describe_losses(llm_history)},
         "diffusion": {
+            "source": source["name"],
+            "stage0_teacher": f"{source['unet']}, deterministic DDIM with {sd.start_steps} steps",
             "unet_evaluations": {"teacher": REFERENCE_UNET_EVALUATIONS, "student": sd.target_steps,
                                  "reduction": REFERENCE_UNET_EVALUATIONS / sd.target_steps},
             "scheduler": dataclasses.asdict(student.scheduler),

@@ -8,12 +8,14 @@ network, and the result stays an ordinary ε-UNet that the existing export and r
   The 2N grid holds every point of the N grid, so two teacher steps span one student step exactly.
   For N dividing T this is diffusers' DDIM with ``timestep_spacing="trailing"``: the scheduler kind
   ``ddim-trailing`` that the distilled model ships with (``SchedulerConfig(kind="ddim-trailing", N)``).
-* Stages. The first teacher is the original UNet sampled with deterministic DDIM on the ``start_steps`` grid
-  (1024 by default, which visits all 1000 timesteps: the 1000-step teacher; repeated timesteps are no-op steps).
+* Stages. The first teacher is the original UNet (the teacher's, or the student's own) sampled with deterministic
+  DDIM on the ``start_steps`` grid (1024 by default, which visits all 1000 timesteps: the 1000-step teacher;
+  repeated timesteps are no-op steps; the ``edge`` preset starts from 64, DDIM 64 of the 1000-step-trained UNet).
   Each stage copies its teacher into a student that learns to make in ONE DDIM step what the teacher makes in
   two; the student then teaches the next stage: 1024 -> 512 -> ... -> ``target_steps`` (8 or 4).
-* Targets (data-free). Each iteration draws noise and condition vectors (the teacher's generation-head output
-  plus sex, age and heart rate: the same heart-rate control the runtime uses) and runs the stage teacher along
+* Targets (data-free). Each iteration draws noise and condition vectors (the output of the generation head
+  trained with that UNet: the teacher's, or the student's own for ``"diffusion": "own"``; plus sex, age and heart
+  rate: the same heart-rate control the runtime uses) and runs the stage teacher along
   its 2N grid. The state at every student grid point, ``z_t``, and the state two teacher steps later, ``z_s``,
   make one training pair; ``pairs_per_trajectory`` of the N pairs are used. No VAE latents of real ECGs are needed.
 * Loss. The x-space target is the x̃ for which one DDIM step from ``z_t`` lands on ``z_s``:

@@ -1,0 +1,64 @@
+"""The trained model shipped in the package: intact, within budget, and meaningful on a real ECG."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from uniecg_edge.model import shipped
+
+pytestmark = pytest.mark.skipif(not shipped.is_shipped(), reason="this source tree carries no trained model yet")
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    from uniecg_edge.model.pipeline import TorchPipeline
+
+    return TorchPipeline.from_pretrained(shipped.verified_shipped_model())
+
+
+def test_shipped_model_is_intact_and_within_budget() -> None:
+    from uniecg_edge.training.presets import STUDENT_MAX_BYTES
+    from uniecg_edge.training.ship import weight_bytes
+
+    folder = shipped.verified_shipped_model()
+    assert 0 < weight_bytes(folder) <= STUDENT_MAX_BYTES
+    card = (folder / shipped.CARD_FILE).read_text()
+    for section in ("## Intended use", "## Data", "## Recipe", "## Limitations"):
+        assert section in card
+    assert "not for clinical use" in card.lower()
+
+
+def test_default_model_is_the_shipped_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    from uniecg_edge.model.default import MODEL_ENV, default_model_dir
+
+    monkeypatch.delenv(MODEL_ENV, raising=False)
+    assert default_model_dir() == shipped.shipped_model_dir()
+
+
+def test_reads_the_shipped_sinus_record(pipeline) -> None:
+    from uniecg_edge.data import EXAMPLE_RECORD
+    from uniecg_edge.dsp import analyze_record
+    from uniecg_edge.evidence import extract_claims
+    from uniecg_edge.wfdb_io import read_record
+
+    record = read_record(EXAMPLE_RECORD)  # PTB-XL HR06004: sinus rhythm (Dx 426783006)
+    dsp_hr = analyze_record(record).measurements.heart_rate_bpm
+    text = pipeline.interpret(record).text or ""
+    stated = extract_claims(text).get("heart_rate_bpm")
+    assert stated is not None, text
+    assert abs(stated - dsp_hr) <= 10, (stated, dsp_hr, text)
+    assert "sinus rhythm" in text.lower(), text
+
+
+@pytest.mark.parametrize("rate", [55, 100])
+def test_generates_the_requested_rate(pipeline, rate: int) -> None:
+    from uniecg_edge.dsp import analyze_record
+    from uniecg_edge.leads import STANDARD_LEADS
+
+    out = pipeline.generate(f"sinus rhythm, ventricular rate of {rate} bpm", hr=rate, age=50, sex="F", seed=1)
+    signal = out.record.signal
+    i, ii, iii = (signal[STANDARD_LEADS.index(name)] for name in ("I", "II", "III"))
+    assert np.max(np.abs(iii - (ii - i))) < 1e-5
+    measured = analyze_record(out.record).measurements.heart_rate_bpm
+    assert measured is not None and abs(measured - rate) <= 10, measured

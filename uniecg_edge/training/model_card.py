@@ -1,0 +1,152 @@
+"""``MODEL_CARD.md`` of a shipped model, written from the files that describe how it was made and measured.
+
+Every figure in the card is read from ``training_config.json``, ``metrics.json`` (the recipe's held-out synthetic
+evaluation, or a distillation's metrics), ``distill_config.json`` and ``evaluation.json`` (the real-record
+evaluation of ``benchmarks/eval_model.py``); nothing is typed in by hand.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .labels import ALL_LABELS
+
+INTENDED_USE = (
+    "Demonstration and testing of the uniecg-edge toolchain (export, quantisation, the live runtime on Jetson "
+    "devices, benchmarks) with a model whose output is meaningful. **Not for clinical use**: it was trained only on "
+    "simulated ECGs, it has not been validated clinically, and it must not inform any diagnosis or treatment."
+)
+LIMITATIONS = (
+    "- Trained on simulated ECGs only (a 3-D dipole model with noise); real ECGs differ in morphology, noise and "
+    "the mix of findings, so its text on real records is less accurate than on held-out simulated ones (see the "
+    "real-record evaluation below).",
+    "- It knows only the findings listed under Data; anything else (infarction, hypertrophy, pacing, "
+    "paediatric ECGs, electrolyte effects) is outside what it has seen.",
+    "- The report's measurements (rate, intervals, axis, quality) in `uniecg-edge` output come from the signal "
+    "layer (DSP), not from this model; the model's text is checked against them (`evidence`) and disagreements "
+    "are listed.",
+    "- Generated ECGs are 10 s, 12 leads; III, aVR, aVL and aVF are derived from I and II.",
+)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def _table(rows: list[tuple[str, Any]], header: tuple[str, str] = ("", "")) -> list[str]:
+    lines = [f"| {header[0]} | {header[1]} |", "|---|---|"]
+    lines += [f"| {name} | {_fmt(value)} |" for name, value in rows]
+    return lines
+
+
+def _parameters(metrics: dict[str, Any]) -> list[str]:
+    budget = metrics.get("parameter_budget") or {}
+    params = budget.get("parameters") or {}
+    if not params:
+        return []
+    rows = [(name, f"{count:,}") for name, count in params.items()]
+    rows.append(("**total**", f"{budget.get('total_parameters', sum(params.values())):,}"))
+    return ["## Architecture", "", *_table(rows, ("component", "parameters")), ""]
+
+
+def _recipe(config: dict[str, Any], metrics: dict[str, Any], command: str | None) -> list[str]:
+    if not config and not command:
+        return []
+    lines = ["## Recipe", ""]
+    if command:
+        lines += ["Reproduce with:", "", "```bash", command, "```", ""]
+    if not config:
+        return lines
+    rows = [("preset", config.get("preset")), ("seed", config.get("seed")),
+            ("stage 1 encoder steps", config.get("stage1", {}).get("encoder_steps")),
+            ("stage 1 language steps", config.get("stage1", {}).get("steps")),
+            ("stage 2 VAE steps", config.get("vae", {}).get("steps")),
+            ("stage 2 UNet steps", config.get("unet", {}).get("steps")),
+            ("stage 2 [ECG]-token alignment steps", config.get("align", {}).get("steps")),
+            ("shipped sampler", f"DDIM, {config.get('sampler_steps')} steps")]
+    if "total_s" in metrics:
+        rows.append(("training time", f"{metrics['total_s'] / 60:.0f} min on {metrics.get('torch_threads')} "
+                     "torch thread(s) of the 2-core x86-64 development machine"))
+    lines += _table([(k, v) for k, v in rows if v is not None], ("setting", "value"))
+    return lines + [""]
+
+
+def _synthetic_metrics(metrics: dict[str, Any]) -> list[str]:
+    interpret = metrics.get("interpret") or {}
+    if not interpret:
+        return []
+    rows: list[tuple[str, Any]] = [("reports evaluated", interpret.get("n"))]
+    for key in ("heart_rate_bpm", "pr_ms", "qrs_ms", "qtc_ms", "axis_deg"):
+        part = interpret.get(key) or {}
+        if part.get("stated") is not None:
+            rows.append((f"{key}: stated / within tolerance / mean abs error",
+                         f"{part.get('stated')} / {_fmt(part.get('within_tolerance'))} / "
+                         f"{_fmt(part.get('mean_abs_error'))}"))
+    for key in ("rhythm_accuracy", "findings_micro_f1", "findings_exact_match", "ended_with_eos"):
+        if key in interpret:
+            rows.append((key, interpret[key]))
+    generation = metrics.get("generation") or {}
+    if generation:
+        rows.append(("generation: heart-rate mean abs error (bpm)", generation.get("hr_mean_abs_error_bpm")))
+    choice = metrics.get("choice") or {}
+    if choice:
+        rows.append(("emits the [ECG] tokens for a generate prompt", choice.get("emits_ecg_tokens")))
+    heldout = metrics.get("heldout") or {}
+    rows += [(f"held-out {k}", v) for k, v in heldout.items()]
+    return ["## Held-out simulated ECGs (the recipe's evaluation)", "", *_table(rows, ("metric", "value")), ""]
+
+
+def _real_metrics(evaluation: dict[str, Any]) -> list[str]:
+    if not evaluation:
+        return []
+    summary = evaluation.get("summary", evaluation)
+    rows: list[tuple[str, Any]] = []
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), inner)
+        elif not isinstance(value, list):
+            rows.append((prefix, value))
+
+    walk("", summary)
+    return ["## Real ECGs (benchmarks/eval_model.py on ../shared/data/ecg; validation only, never trained on)", "",
+            *_table(rows, ("metric", "value")), ""]
+
+
+def _labels() -> str:
+    return ", ".join(f"`{label}`" for label in ALL_LABELS)
+
+
+def render_model_card(model: Any, side: dict[str, dict[str, Any]], *, weight_bytes: int,
+                      recipe_command: str | None = None) -> str:
+    """The card's Markdown for ``model`` (a UniEcgModel) and its side files (name -> parsed JSON)."""
+    config = side.get("training_config.json", {})
+    metrics = side.get("metrics.json", {})
+    distill = side.get("distill_config.json", {})
+    params = sum(p.numel() for p in model.parameters())
+    lines = [f"# Model card: {model.config.name}", "",
+             model.config.description, "",
+             f"- Licence: {model.config.licence}",
+             f"- Weights: {weight_bytes / 1e6:.1f} MB (fp32 safetensors), {params:,} parameters",
+             f"- Sampler: {model.scheduler.kind}, {model.scheduler.num_inference_steps} steps", "",
+             "## Intended use", "", INTENDED_USE, "",
+             "## Data", "",
+             "Simulated 10 s, 500 Hz, 12-lead ECGs from the package's own generator (`uniecg_edge.synth`, drawn by "
+             "`uniecg_edge.training.scenarios`), ages and both sexes, with baseline wander, mains, muscle and "
+             "electrode-motion noise and augmentation; each with an evidence-based report written from its "
+             "ground truth (`uniecg_edge.training.reports`). Findings it covers: " + _labels() + ".",
+             "The real records in `../shared/data/ecg` were used for validation only.", "",
+             "## Limitations", "", *LIMITATIONS, ""]
+    lines += _parameters(metrics)
+    lines += _recipe(config, metrics, recipe_command)
+    if distill:
+        lines += ["## Distillation", "", "```json", json.dumps(distill, indent=2), "```", ""]
+    lines += _synthetic_metrics(metrics)
+    lines += _real_metrics(side.get("evaluation.json", {}))
+    return "\n".join(lines).rstrip() + "\n"
