@@ -159,6 +159,8 @@ class SerialDevice(Device):
     def open(self) -> None:
         if self._opened:
             return
+        self._lost_since, self._backoff = None, None  # a fresh open after giving up starts over
+        self._reset_session()
         self.port.open()
         try:
             self._handshake()
