@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..token_flow import TokenFlow
+
 
 @dataclass
 class DecodeResult:
     token_ids: list[int]
     ecg_token_states: torch.Tensor | None  # (K, H) when the model emitted the [ECG] tokens
-    stop_reason: str  # "eos" | "ecg_tokens" | "max_new_tokens"
+    stop_reason: str  # "eos" | "stop_token" | "ecg_tokens" | "max_new_tokens" (token_flow)
     prefill_s: float = 0.0
     decode_s: list[float] = field(default_factory=list)  # one entry per decode step
 
@@ -41,6 +43,7 @@ def decode(
     gen_token_ids: list[int],
     temperature: float = 0.0,
     seed: int = 0,
+    stop_token_ids: tuple[int, ...] = (),
 ) -> DecodeResult:
     """Greedy (``temperature`` 0) or seeded sampling for one sequence (batch 1)."""
     if inputs_embeds.shape[0] != 1:
@@ -54,37 +57,27 @@ def decode(
     result = DecodeResult(token_ids=[], ecg_token_states=None, stop_reason="max_new_tokens",
                           prefill_s=time.perf_counter() - start)
     past = out.past_key_values
+    flow = TokenFlow(max_new_tokens=max_new_tokens, eos_token_id=eos_token_id, gen_token_ids=gen_token_ids,
+                     stop_token_ids=stop_token_ids)
     next_id = _pick(out.logits[0, -1], temperature, generator)
     position = int(position_ids[0, -1].item())
     mask = attention_mask
     states: list[torch.Tensor] = []
-    forced: list[int] = []
-    while True:
-        if not forced:
-            if next_id == eos_token_id:
-                result.stop_reason = "eos"
-                break
-            if len(result.token_ids) >= max_new_tokens:
-                break
-            if gen_token_ids and next_id == gen_token_ids[0]:
-                forced = list(gen_token_ids)
-        if forced:
-            next_id = forced.pop(0)
-        result.token_ids.append(next_id)
+    while (token := flow.admit(next_id)) is not None:
         position += 1
         mask = torch.cat([mask, mask.new_ones((1, 1))], dim=1)
         step_start = time.perf_counter()
-        out = llm(inputs_embeds=embed(torch.tensor([[next_id]])), attention_mask=mask,
+        out = llm(inputs_embeds=embed(torch.tensor([[token]])), attention_mask=mask,
                   position_ids=torch.tensor([[position]]), past_key_values=past, use_cache=True,
-                  output_hidden_states=bool(states) or next_id == (gen_token_ids[0] if gen_token_ids else -1))
+                  output_hidden_states=flow.collecting)
         result.decode_s.append(time.perf_counter() - step_start)
         past = out.past_key_values
-        if gen_token_ids and next_id in gen_token_ids and (states or next_id == gen_token_ids[0]):
+        if flow.collecting:
             states.append(out.hidden_states[-1][0, -1])
-            if len(states) == len(gen_token_ids):
+            if flow.collected():
                 result.ecg_token_states = torch.stack(states)
-                result.stop_reason = "ecg_tokens"
                 break
             continue
         next_id = _pick(out.logits[0, -1], temperature, generator)
+    result.token_ids, result.stop_reason = flow.token_ids, flow.stop_reason
     return result

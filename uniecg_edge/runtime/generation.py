@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConfigError
+from ..token_flow import TokenFlow
 from .graph import Graph, KvDecoder
 
 PAST_PREFIX = "past_key_values."
@@ -154,10 +155,10 @@ def decode_tokens(decoder: KvDecoder, embed: Callable[[int], np.ndarray], inputs
     if inputs_embeds.shape[0] != 1:
         raise ValueError("decode_tokens() handles one sequence at a time")
     pick = TokenPicker(sampling or SamplingConfig())
-    gen = [int(t) for t in gen_token_ids]
-    stops = {int(t) for t in stop_token_ids} - {int(eos_token_id)}
+    flow = TokenFlow(max_new_tokens=max_new_tokens, eos_token_id=eos_token_id, gen_token_ids=gen_token_ids,
+                     stop_token_ids=stop_token_ids)
     prompt_len = attention_mask.shape[1]
-    mask = np.ones((1, prompt_len + max_new_tokens + len(gen) + 1), np.int64)  # allocated once
+    mask = np.ones((1, prompt_len + max_new_tokens + len(flow.gen) + 1), np.int64)  # allocated once
     mask[:, :prompt_len] = attention_mask
     position = np.zeros((1, 1), np.int64)
 
@@ -169,33 +170,18 @@ def decode_tokens(decoder: KvDecoder, embed: Callable[[int], np.ndarray], inputs
     position[0, 0] = int(position_ids[0, -1])
     length = prompt_len
     states: list[np.ndarray] = []
-    forced: list[int] = []
-    while True:
-        if not forced:
-            if next_id == eos_token_id:
-                result.stop_reason = "eos"
-                break
-            if next_id in stops:
-                result.stop_reason = "stop_token"
-                break
-            if len(result.token_ids) >= max_new_tokens:
-                break
-            if gen and next_id == gen[0]:
-                forced = list(gen)
-        if forced:
-            next_id = forced.pop(0)
-        result.token_ids.append(next_id)
+    while (token := flow.admit(next_id)) is not None:
         position[0, 0] += 1
         length += 1
         step_start = time.perf_counter()
-        logits, hidden = decoder.step(embed(next_id), mask[:, :length], position)
+        logits, hidden = decoder.step(embed(token), mask[:, :length], position)
         result.decode_s.append(time.perf_counter() - step_start)
-        if gen and next_id in gen and (states or next_id == gen[0]):
+        if flow.collecting:
             states.append(np.array(hidden, np.float32))
-            if len(states) == len(gen):
+            if flow.collected():
                 result.ecg_token_states = np.stack(states)
-                result.stop_reason = "ecg_tokens"
                 break
             continue
         next_id = pick(logits)
+    result.token_ids, result.stop_reason = flow.token_ids, flow.stop_reason
     return result
