@@ -248,6 +248,10 @@ def test_opens_again_after_giving_up(simulator, tmp_path: Path):
         while not os.path.exists(link) and time.monotonic() < deadline:
             time.sleep(0.05)
         dev.start()  # opens again: the earlier loss is forgotten, not reported as "did not come back"
-        rows, _, _ = collect(dev, 300)
-    # the time it was away may come back as a NaN gap; then the device's samples flow again
-    assert len(rows) >= 300 and np.isfinite(rows[-100:]).all()
+        # the time it was away comes back as a NaN gap of that length; then the device's samples flow again
+        finite = 0
+        deadline = time.monotonic() + 20
+        while finite < 200 and time.monotonic() < deadline:
+            rows, _, _ = collect(dev, 100)
+            finite += int(np.isfinite(rows).all(axis=1).sum())
+    assert finite >= 200
