@@ -58,7 +58,11 @@ def export(model_dir: Path | None, out: Path, precision: str | None, fp16: bool,
 
     check_output_folder(out, overwrite)  # before anything is loaded or said
     if model_dir is None:
-        log.warning("exporting the default model, which is untrained: its output is meaningless")
+        from ..model.default import default_model_dir
+
+        model_dir = default_model_dir()
+        if not json.loads((model_dir / "config.json").read_text()).get("trained", True):
+            log.warning("exporting the default model, which is untrained: its output is meaningless")
     options = ExportOptions(precision=chosen[0] if chosen else "fp32", opset=opset, overwrite=overwrite,
                             parity_records=tuple(parity_records) or (EXAMPLE_RECORD,),
                             calibration_records=tuple(calibration_records))

@@ -101,22 +101,42 @@ def _synthetic_metrics(metrics: dict[str, Any]) -> list[str]:
     return ["## Held-out simulated ECGs (the recipe's evaluation)", "", *_table(rows, ("metric", "value")), ""]
 
 
+REAL_ROWS = (("hr_within_tolerance", "DSP heart rate within {tolerance_bpm:g} bpm of the reference"),
+             ("hr_stated", "the text states the heart rate"),
+             ("stated_hr_within_tolerance", "stated heart rate within {tolerance_bpm:g} bpm of the reference"),
+             ("rhythm_agrees", "rhythm words agree with the record's # Dx"))
+
+
+def _score(entry: dict[str, Any]) -> str:
+    verdict = "met" if entry.get("met") else "NOT met"
+    return (f"{100 * entry['fraction']:.0f} % ({entry['hits']}/{entry['n']}); target {100 * entry['target']:.0f} %: "
+            f"{verdict}")
+
+
 def _real_metrics(evaluation: dict[str, Any]) -> list[str]:
-    if not evaluation:
+    """The real-record evaluation (``benchmarks/eval_model.py`` JSON, first model) as a table."""
+    models = evaluation.get("models") or []
+    if not models:
         return []
-    summary = evaluation.get("summary", evaluation)
+    result = models[0]
     rows: list[tuple[str, Any]] = []
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, dict):
-            for key, inner in value.items():
-                walk(f"{prefix}.{key}" if prefix else str(key), inner)
-        elif not isinstance(value, list):
-            rows.append((prefix, value))
-
-    walk("", summary)
-    return ["## Real ECGs (benchmarks/eval_model.py on ../shared/data/ecg; validation only, never trained on)", "",
-            *_table(rows, ("metric", "value")), ""]
+    for group, summary in (result.get("summary") or {}).items():
+        for key, label in REAL_ROWS:
+            entry = summary.get(key)
+            if isinstance(entry, dict) and entry.get("n"):
+                rows.append((f"{group}: {label.format(**entry) if '{' in label else label}", _score(entry)))
+    for run in result.get("generation") or []:
+        entry = run.get("hr_within_tolerance") or {}
+        if entry.get("n"):
+            rows.append((f"generation ({run['sampler']}, {run['unet_evaluations']} UNet evaluations): heart rate "
+                         f"within {entry.get('tolerance_bpm', 10):g} bpm of the request, 50-130 bpm", _score(entry)))
+        limb = run.get("limb_relation") or {}
+        if limb:
+            rows.append(("generation: max abs(III - (II - I)) in memory / written (mV)",
+                         f"{limb.get('max_error_mv', float('nan')):.2g} / {limb.get('max_error_written_mv', 0):.2g}"))
+    return ["## Real ECGs (`benchmarks/eval_model.py` on `../shared/data/ecg`; validation only, never trained on)",
+            "", f"Reference heart rate: NeuroKit2 on lead II ({result.get('reference_rr_statistic')} RR). "
+            "Per-record rows are in `evaluation.json`.", "", *_table(rows, ("metric", "value")), ""]
 
 
 def _labels() -> str:
