@@ -83,24 +83,14 @@ def test_student_differs_from_teacher_where_it_was_trained(uninterrupted: Path, 
     assert all(torch.equal(student[k], teacher[k]) for k in student if k.startswith(("vae_decoder.", "ecg_encoder.")))
 
 
-@pytest.mark.parametrize(("target", "crash_on_call"), [("teacher_outputs", 3), ("stage_pairs", 7)])
-def test_resume_after_a_crash_matches_the_uninterrupted_run(tiny_model_dir: Path, tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch, uninterrupted: Path,
-                                                            target: str, crash_on_call: int) -> None:
+@pytest.mark.parametrize(("target", "crash_at"), [("teacher_outputs", 3), ("stage_pairs", 7)])
+def test_resume_after_a_crash_matches_the_uninterrupted_run(tiny_model_dir: Path, tmp_path: Path, crash_on_call,
+                                                            uninterrupted: Path, target: str, crash_at: int) -> None:
     out = tmp_path / "resumed"
-    real = getattr(distill_job, target)
-    calls = {"n": 0}
-
-    def crashing(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == crash_on_call:
-            raise RuntimeError("simulated crash")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(distill_job, target, crashing)
+    restore = crash_on_call(distill_job, target, crash_at)
     with pytest.raises(RuntimeError, match="simulated crash"):
         run_distillation(job(tiny_model_dir, out))
-    monkeypatch.setattr(distill_job, target, real)
+    restore()
     latest = json.loads((out / "checkpoints" / "latest.json").read_text())["checkpoint"]
     assert latest.endswith("00000002")  # the step-2 checkpoint, written before the crash
     metrics = run_distillation(job(tiny_model_dir, out, resume=True))

@@ -178,30 +178,21 @@ def test_own_diffusion_keeps_the_students_unet_and_ships_an_8_step_sampler(
     assert config["kd"]["steps"] == 4 and config["diffusion"]["target_steps"] == 8  # the option, the JSON
 
 
-@pytest.mark.parametrize(("target", "crash_on_call"), [("teacher_outputs", 3), ("stage_pairs", 3)])
+@pytest.mark.parametrize(("target", "crash_at"), [("teacher_outputs", 3), ("stage_pairs", 3)])
 def test_resume_after_a_crash_matches_the_uninterrupted_run(tiny_model_dir: Path, student_dir: Path,
-                                                            tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            tmp_path: Path, crash_on_call,
                                                             own_run: tuple[Path, dict], target: str,
-                                                            crash_on_call: int) -> None:
+                                                            crash_at: int) -> None:
     out = tmp_path / "resumed"
 
     def job(resume: bool) -> distill_job.DistillJobConfig:  # what the command line of own_run builds
         return job_config(str(tiny_model_dir), str(STUDENT_EDGE), str(out), settings=SMALL,
                           student_init=str(student_dir), resume=resume)
 
-    real = getattr(distill_job, target)
-    calls = {"n": 0}
-
-    def crashing(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == crash_on_call:
-            raise RuntimeError("simulated crash")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(distill_job, target, crashing)
+    restore = crash_on_call(distill_job, target, crash_at)
     with pytest.raises(RuntimeError, match="simulated crash"):
         run_distillation(job(resume=False))
-    monkeypatch.setattr(distill_job, target, real)
+    restore()
     assert json.loads((out / "checkpoints" / "latest.json").read_text())["checkpoint"].endswith("00000002")
     metrics = run_distillation(job(resume=True))
     straight_dir, straight_metrics = own_run
