@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from uniecg_edge.evidence import extract_claims, find_discrepancies
 from uniecg_edge.report import Measurements, Report
 
@@ -44,3 +46,33 @@ def test_extra_keys_may_not_replace_the_report_keys() -> None:
     report.extra["text"] = "hidden"
     with pytest.raises(ValueError, match="text"):
         report.to_dict()
+
+
+# ---- rhythm words against the DSP's rhythm --------------------------------------------------------------------
+@pytest.mark.parametrize(("text", "dsp", "hr", "flagged"), [
+    ("Rhythm: atrial fibrillation with a ventricular rate of 110 bpm.", "sinus tachycardia", 112.0, True),
+    ("Rhythm: sinus tachycardia at 112 bpm.", "sinus tachycardia", 112.0, False),
+    ("Sinus rhythm, ventricular rate of 98 bpm.", "sinus tachycardia", 102.0, False),  # near the 100 bpm bound
+    ("Sinus rhythm, ventricular rate of 80 bpm.", "sinus tachycardia", 120.0, True),
+    ("Sinus bradycardia; impression: sinus bradycardia.", "sinus rhythm", 70.0, True),
+    ("Atrial fibrillation.", "irregular rhythm", 90.0, False),  # the DSP cannot tell: nothing to contradict
+    ("Atrial fibrillation.", None, None, False),
+    ("Normal axis, no rhythm named.", "sinus rhythm", 70.0, False),
+])
+def test_rhythm_discrepancy(text: str, dsp: str | None, hr: float | None, flagged: bool) -> None:
+    from uniecg_edge.evidence import rhythm_discrepancy
+
+    found = rhythm_discrepancy(text, dsp, hr)
+    assert (found is not None) == flagged
+    if found:
+        assert found["key"] == "rhythm" and found["measured"] == dsp
+
+
+def test_check_text_lists_numbers_then_rhythm() -> None:
+    from uniecg_edge.evidence import check_text
+    from uniecg_edge.report import Measurements
+
+    measured = Measurements(heart_rate_bpm=112.0)
+    claims, found = check_text("Atrial fibrillation with a ventricular rate of 60 bpm.", measured, "sinus tachycardia")
+    assert claims["heart_rate_bpm"] == 60
+    assert [d["key"] for d in found] == ["heart_rate_bpm", "rhythm"]

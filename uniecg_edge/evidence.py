@@ -79,3 +79,52 @@ def find_discrepancies(claims: dict[str, float | None], measurements: Measuremen
                 "tolerance": round(float(tolerance), 1),
             })
     return out
+
+
+# Rhythm words the DSP can name (``dsp.rhythm``) and how the text says them; "sinus rhythm" never matches inside
+# "sinus bradycardia" / "sinus tachycardia".
+RHYTHM_PATTERNS = {
+    "sinus rhythm": re.compile(r"\bsinus rhythm\b", re.IGNORECASE),
+    "sinus bradycardia": re.compile(r"\bsinus bradycardia\b", re.IGNORECASE),
+    "sinus tachycardia": re.compile(r"\bsinus tachycardia\b", re.IGNORECASE),
+    "atrial fibrillation": re.compile(r"\batrial fibrillation\b", re.IGNORECASE),
+    "atrial flutter": re.compile(r"\batrial flutter\b", re.IGNORECASE),
+}
+SINUS_RATE_BOUNDS_BPM = (60.0, 100.0)
+SINUS_RATE_MARGIN_BPM = 5.0  # sinus rhythm vs brady/tachycardia is not a contradiction this close to 60 or 100
+
+
+def named_rhythms(text: str | None) -> set[str]:
+    """The rhythms of :data:`RHYTHM_PATTERNS` that ``text`` names."""
+    return {name for name, pattern in RHYTHM_PATTERNS.items() if pattern.search(text or "")}
+
+
+def _near_sinus_bound(heart_rate_bpm: float | None) -> bool:
+    return heart_rate_bpm is not None and any(abs(heart_rate_bpm - bound) <= SINUS_RATE_MARGIN_BPM
+                                              for bound in SINUS_RATE_BOUNDS_BPM)
+
+
+def rhythm_discrepancy(text: str | None, dsp_rhythm: str | None, heart_rate_bpm: float | None
+                       ) -> dict[str, Any] | None:
+    """The text's rhythm against the DSP's (``None`` when they agree or either is silent or unsure).
+
+    The DSP names a rhythm only when its rules can tell (regular RR with P waves; irregular RR without P waves);
+    a text that names rhythms, none of them the DSP's, contradicts it. Within the sinus family, a rate within
+    ``SINUS_RATE_MARGIN_BPM`` of 60 or 100 bpm is not held against the text.
+    """
+    named = named_rhythms(text)
+    if not named or dsp_rhythm not in RHYTHM_PATTERNS or dsp_rhythm in named:
+        return None
+    sinus = {name for name in RHYTHM_PATTERNS if name.startswith("sinus")}
+    if named <= sinus and dsp_rhythm in sinus and _near_sinus_bound(heart_rate_bpm):
+        return None
+    return {"key": "rhythm", "claimed": ", ".join(sorted(named)), "measured": dsp_rhythm}
+
+
+def check_text(text: str | None, measurements: Measurements, dsp_rhythm: str | None
+               ) -> tuple[dict[str, float | None], list[dict[str, Any]]]:
+    """The claims of a model's text and every contradiction with the DSP: numbers, then the rhythm."""
+    claims = extract_claims(text)
+    discrepancies = find_discrepancies(claims, measurements)
+    rhythm = rhythm_discrepancy(text, dsp_rhythm, measurements.heart_rate_bpm)
+    return claims, discrepancies + ([rhythm] if rhythm else [])

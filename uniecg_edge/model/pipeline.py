@@ -16,7 +16,7 @@ import torch
 
 from .. import __version__
 from ..errors import ConfigError
-from ..evidence import extract_claims, find_discrepancies
+from ..evidence import check_text
 from ..leads import STANDARD_LEADS, derive_limb_leads
 from ..preprocess import from_generator_space, to_model_input
 from ..record import EcgRecord
@@ -115,8 +115,7 @@ class TorchPipeline:
         report = base_report or Report(record=record.name, fs=record.fs, leads=list(record.leads),
                                        duration_s=record.duration_s)
         report.text = self._decode_text(result.token_ids)
-        report.claims = extract_claims(report.text)
-        report.discrepancies = find_discrepancies(report.claims, report.measurements)
+        report.claims, report.discrepancies = check_text(report.text, report.measurements, report.rhythm)
         report.provenance = {**report.provenance, **self.provenance(), "leads_derived": list(derived),
                              "stop_reason": result.stop_reason,
                              "timings_s": {k: round(v, 6) for k, v in timings.items()}}

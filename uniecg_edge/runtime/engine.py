@@ -26,7 +26,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import BundleError
-from ..evidence import extract_claims, find_discrepancies
+from ..evidence import check_text
 from ..preprocess import to_model_input
 from ..record import EcgRecord
 from ..report import Report
@@ -163,8 +163,7 @@ class EdgeRuntime:
         report = base_report or Report(record=record.name, fs=record.fs, leads=list(record.leads),
                                        duration_s=record.duration_s)
         report.text = self.codec.decode(result.token_ids)
-        report.claims = extract_claims(report.text)
-        report.discrepancies = find_discrepancies(report.claims, report.measurements)
+        report.claims, report.discrepancies = check_text(report.text, report.measurements, report.rhythm)
         report.provenance = {**report.provenance, **self.provenance(), "leads_derived": list(derived),
                              "stop_reason": result.stop_reason,
                              "sampling": dataclasses.asdict(sampling or SamplingConfig()),
