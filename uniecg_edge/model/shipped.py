@@ -8,11 +8,11 @@ of producing different reports; a file that is not listed is refused too.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 
 from ..errors import BundleError
+from ..export.bundle import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +32,6 @@ def is_shipped() -> bool:
     return (shipped_model_dir() / SUMS_FILE).is_file()
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _checked_files(folder: Path) -> list[Path]:
     files = (p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
     return sorted(p for p in files if p.relative_to(folder).as_posix() not in UNCHECKED)
@@ -47,7 +39,7 @@ def _checked_files(folder: Path) -> list[Path]:
 
 def write_sums(folder: Path) -> Path:
     """Write ``SHA256SUMS`` for every file of ``folder`` (the card and the sums file aside)."""
-    lines = [f"{file_sha256(p)}  {p.relative_to(folder).as_posix()}" for p in _checked_files(folder)]
+    lines = [f"{sha256_file(p)}  {p.relative_to(folder).as_posix()}" for p in _checked_files(folder)]
     target = folder / SUMS_FILE
     target.write_text("\n".join(lines) + "\n")
     return target
@@ -76,7 +68,7 @@ def verify_model_folder(folder: Path) -> Path:
         path = present.get(name)
         if path is None:
             raise BundleError(f"{folder / name}: listed in {SUMS_FILE} but missing")
-        if file_sha256(path) != digest:
+        if sha256_file(path) != digest:
             raise BundleError(f"{folder / name}: sha256 differs from {SUMS_FILE} (file damaged or modified)")
     return folder
 

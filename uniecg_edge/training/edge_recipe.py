@@ -56,14 +56,10 @@ class EdgeRecipeConfig:
             raise ConfigError(f"--jobs must be 1 or 2, got {self.jobs}")
 
 
-def _python() -> list[str]:
-    return [sys.executable]
-
-
 def recipe_command(cfg: EdgeRecipeConfig, role: str) -> list[str]:
     preset = cfg.teacher_preset if role == "teacher" else cfg.student_preset
     out = Path(cfg.out) / role
-    command = [*_python(), "-m", "uniecg_edge.training.recipe", "--seed", str(cfg.seed), "--preset", preset,
+    command = [sys.executable, "-m", "uniecg_edge.training.recipe", "--seed", str(cfg.seed), "--preset", preset,
                "--out", str(out)]
     if cfg.jobs == 2:
         command += ["--threads", "1"]
@@ -74,7 +70,7 @@ def recipe_command(cfg: EdgeRecipeConfig, role: str) -> list[str]:
 
 def distill_command(cfg: EdgeRecipeConfig) -> list[str]:
     out = Path(cfg.out)
-    command = [*_python(), "-m", "uniecg_edge", "distill", "--teacher", str(out / "teacher" / "model"),
+    command = [sys.executable, "-m", "uniecg_edge", "distill", "--teacher", str(out / "teacher" / "model"),
                "--student-config", cfg.student_config, "--student-init", str(out / "student" / "model"),
                "--out", str(out / "edge"), "--seed", str(cfg.seed), *cfg.distill_args]
     if (out / "edge" / "checkpoints").is_dir():
