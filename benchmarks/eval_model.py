@@ -53,6 +53,7 @@ def _fraction_cell(entry: dict[str, Any]) -> str:
 def model_markdown(result: dict[str, Any]) -> list[str]:
     t = real_eval.TARGETS
     lines = [f"## {result['model']} ({result['name']}, trained={result['trained']}, "
+             f"grounded={result.get('grounded', False)}, "
              f"{result['parameters']['total']:,} parameters)", "",
              "| group | metric | value | target | |", "|---|---|---|---|---|"]
     names = {"hr_within_tolerance": f"DSP HR within {t.hr_tolerance_bpm:g} bpm of NeuroKit2",
@@ -140,6 +141,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--reference-rr", choices=real_eval.RR_STATISTICS, default="mean",
                    help="NeuroKit2 reference rate from the mean RR (default: every beat counts) or the median RR")
     p.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
+    p.add_argument("--ungrounded", action="store_true",
+                   help="interpret without the DSP's evidence line even where the model was trained to read it")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p.parse_args(argv)
 
@@ -160,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     results = [real_eval.evaluate_model(
         model, records, samplers=args.sampler, per_rate=args.gen_per_rate, rates=rates,
         max_new_tokens=args.max_new_tokens, rr_statistic=args.reference_rr, device=args.device,
-        show_progress=not args.no_progress)
+        show_progress=not args.no_progress, ungrounded=args.ungrounded)
         for model in args.model]
     comparison = real_eval.compare_models(results)
     text = markdown(results, comparison)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -143,3 +145,34 @@ def test_save_and_load_pretrained_round_trip(tmp_path) -> None:
         a = model(x, t, model.condition_terms(cond, sex, age, hr))
         b = loaded(x, t, loaded.condition_terms(cond, sex, age, hr))
     assert torch.equal(a, b)
+
+
+def test_standardised_patient_scalars_are_raw_scalars_shifted_and_scaled(tmp_path: Path) -> None:
+    """The default feeds sex, age and rate raw (DiffuSETS); a standardising config sees (x - center) * scale."""
+    center, scale = (0.5, 50.0, 80.0), (2.0, 0.05, 1.0 / 30.0)
+    torch.manual_seed(0)
+    raw = ConditionalUNet1d(UNetConfig.tiny()).eval()
+    standard = ConditionalUNet1d(dataclasses.replace(UNetConfig.tiny(), scalar_center=center,
+                                                     scalar_scale=scale)).eval()
+    standard.load_state_dict(raw.state_dict())
+    cond = torch.randn(2, 1, raw.config.cond_dim)
+    sex, age, hr = (torch.tensor([1.0, 0.0]), torch.tensor([30.0, 70.0]), torch.tensor([55.0, 130.0]))
+    shifted = [(v - c) * s for v, c, s in zip((sex, age, hr), center, scale, strict=True)]
+    with torch.no_grad():
+        expected = raw.condition_terms(cond, *shifted)
+        for a, b in zip(standard.condition_terms(cond, sex, age, hr), expected, strict=True):
+            torch.testing.assert_close(a, b)
+        rates = [standard.condition_terms(cond[:1], sex[:1], age[:1], torch.tensor([rate]))[0]
+                 for rate in (50.0, 130.0)]
+    assert not torch.allclose(rates[0], rates[1], atol=1e-3)
+    standard.save_pretrained(tmp_path / "unet")
+    again = ConditionalUNet1d.from_pretrained(tmp_path / "unet")
+    assert again.config == standard.config and again.config.scalar_center == center
+
+
+def test_scalar_standardisation_needs_three_finite_numbers() -> None:
+    with pytest.raises(ConfigError, match="scalar_scale"):
+        UNetConfig(scalar_scale=(1.0, 2.0))
+    with pytest.raises(ConfigError, match="scalar_center"):
+        UNetConfig(scalar_center=(0.0, float("nan"), 0.0))
+

@@ -169,3 +169,23 @@ def test_bad_student_configs_name_the_problem(tmp_path: Path, data, needle: str)
 def test_encoder_that_changes_the_patches_is_refused(teacher: UniEcgModel) -> None:
     with pytest.raises(ConfigError, match="patch_size"):
         build_student(teacher, StudentConfig(llm=SMALL_LLM, ecg_encoder={"width": 32, "patch_size": 100}))
+
+
+def test_a_grounded_teacher_is_distilled_on_grounded_prompts_too(teacher: UniEcgModel) -> None:
+    from uniecg_edge.training.distill_job import load_examples
+
+    plain = load_examples(6, seed=0)
+    mixed = load_examples(6, seed=0, ground_fraction=0.5)
+    assert all(ex.question is None for ex in plain)
+    grounded = [ex for ex in mixed if ex.question is not None]
+    assert 0 < len(grounded) < 6 and all(ex.question.startswith("Measured: ventricular rate ") for ex in grounded)
+    for ex in grounded:  # the report repeats the measured rate it was given
+        assert f"rate of {ex.question.split('rate ')[1].split(' bpm')[0]} bpm" in ex.report
+    batch = collate(teacher, mixed)
+    tok = teacher.tokenizer
+    for row, ex in enumerate(mixed):
+        ids = batch.interpret_ids[row][batch.interpret_mask[row] == 1].tolist()
+        text = tok.decode(ids)
+        assert ("Measured:" in text) == (ex.question is not None)
+        labelled = batch.interpret_labels[row][batch.interpret_labels[row] != -100].tolist()
+        assert tok.decode(labelled[:-1]).strip() == ex.report.strip()

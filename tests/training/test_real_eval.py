@@ -261,3 +261,19 @@ def test_cli_skips_with_one_line_when_the_data_is_absent(tmp_path: Path, capsys:
     code = _cli().main(["--model", str(tmp_path), "--data", str(tmp_path / "absent")])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "not found" in err
+
+
+def test_a_grounded_model_is_evaluated_grounded_unless_told_not_to(shared_ecg: Path, tiny_model_dir: Path,
+                                                                    tmp_path: Path) -> None:
+    import shutil
+
+    model = tmp_path / "grounded"
+    shutil.copytree(tiny_model_dir, model)
+    config = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps({**config, "grounded": True}))
+    records = real_eval.find_records(shared_ecg, 1)
+    kwargs: dict[str, Any] = {"rates": [70.0], "per_rate": 1, "max_new_tokens": 2, "show_progress": False}
+    grounded = real_eval.evaluate_model(model, records, **kwargs)
+    plain = real_eval.evaluate_model(model, records, ungrounded=True, **kwargs)
+    assert grounded["grounded"] is True and plain["grounded"] is False
+    assert real_eval.evaluate_model(tiny_model_dir, records, **kwargs)["grounded"] is False

@@ -37,7 +37,8 @@ def test_smoke_recipe_runs_end_to_end_within_a_minute(smoke_run: tuple[Path, dic
     assert on_disk["parameter_budget"]["fits_student_budget"]
     assert set(on_disk["stages"]["stage2"]) >= {"vae", "unet", "align", "latent_scale"}
     assert on_disk["interpret"]["n"] == 1 and "report_token_loss" in on_disk["heldout"]
-    for stage in ("stage1_encoder", "stage1_lm", "stage2_vae", "stage2_unet", "stage2_align"):
+    assert set(on_disk["stages"]["stage1"]) == {"encoder", "language", "grounding"}
+    for stage in ("stage1_encoder", "stage1_lm", "stage1_ground", "stage2_vae", "stage2_unet", "stage2_align"):
         lines = (out / "work" / stage / "losses.jsonl").read_text().splitlines()
         assert lines and all(np.isfinite(json.loads(line)["loss"]) for line in lines)
 
@@ -46,6 +47,8 @@ def test_the_checkpoint_loads_and_interprets_and_generates(smoke_run: tuple[Path
     out, metrics, _ = smoke_run
     model = UniEcgModel.from_pretrained(out / "model")
     assert model.config.trained is False  # smoke runs say they are not a usable model
+    assert model.config.grounded is True  # the recipe had a grounding phase
+    assert model.unet.config.scalar_center == recipe_config("smoke").sizes.unet_scalar_center
     assert model.parameter_counts() == metrics["parameter_budget"]["parameters"]
     assert model.scheduler.kind == "ddim" and model.scheduler.clip_sample is False
     assert model.vae_decoder.config.scale_factor == pytest.approx(metrics["stages"]["stage2"]["latent_scale"])
@@ -54,6 +57,7 @@ def test_the_checkpoint_loads_and_interprets_and_generates(smoke_run: tuple[Path
     record = EcgRecord(ex.ecg, fs=500.0, leads=STANDARD_LEADS, name="synthetic")
     report = pipeline.interpret(record, max_new_tokens=8)
     assert isinstance(report.text, str) and report.provenance["model"] == "uniecg-edge-smoke-seed0"
+    assert report.provenance["grounded"] is True and report.measurements.heart_rate_bpm is not None
     generated = pipeline.generate("sinus rhythm, ventricular rate of 70 bpm", hr=70, age=50, sex="F", steps=3)
     assert generated.record.signal.shape == (12, 5000) and np.isfinite(generated.record.signal).all()
 

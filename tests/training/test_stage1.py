@@ -6,13 +6,16 @@ import numpy as np
 import pytest
 import torch
 
+from uniecg_edge.dsp import analyze_record
+from uniecg_edge.leads import STANDARD_LEADS
 from uniecg_edge.model.uniecg import PromptConfig
+from uniecg_edge.record import EcgRecord
 from uniecg_edge.training.batching import IGNORE, Batcher, generate_forward, interpret_forward
 from uniecg_edge.training.components import Vocabulary, build_components
 from uniecg_edge.training.dataset import ExampleSampler
 from uniecg_edge.training.presets import SMOKE_SIZES
 from uniecg_edge.training.reports import REPORT_STYLES, write_report
-from uniecg_edge.training.stage1 import EncoderProbe, probe_loss
+from uniecg_edge.training.stage1 import EncoderProbe, grounded_questions, probe_loss
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +84,32 @@ def test_generate_forward_returns_the_states_at_the_ecg_tokens(tokenizer) -> Non
         _, states_alone = generate_forward(parts.llm, alone)
     assert states.shape == (2, SMOKE_SIZES.num_ecg_tokens, SMOKE_SIZES.llm_hidden)
     assert torch.allclose(states[0], states_alone[0], atol=1e-5)
+
+
+def test_grounded_rows_carry_the_dsp_line_and_keep_the_loss_on_the_answer(tokenizer) -> None:
+    batcher = Batcher(tokenizer, SMOKE_SIZES.num_ecg_tokens)
+    examples = ExampleSampler(1).examples("train", 0, 6)
+    grounded = grounded_questions(batcher.prompt.interpret_question, examples, 0.5, np.random.default_rng(0))
+    questions = [q for q, _ in grounded]
+    assert any(q is None for q in questions) and any(q is not None for q in questions)
+    reports = [write_report(truth, style="structured") for _, truth in grounded]
+    batch = batcher.interpret([e.ecg for e in examples], reports, questions)
+    for row, (ex, question) in enumerate(zip(examples, questions, strict=True)):
+        labelled = batch.labels[row][batch.labels[row] != IGNORE].tolist()
+        assert labelled == batcher.answer_ids(reports[row])
+        ids = batch.input_ids[row][batch.attention_mask[row] == 1].tolist()
+        prompt = ids[: len(ids) - len(labelled)]
+        if question is None:
+            assert prompt == batcher.interpret_ids
+        else:
+            assert question.startswith("Measured: ventricular rate ") and question.endswith(
+                PromptConfig().interpret_question)
+            rate = int(question.split("rate ")[1].split(" bpm")[0])
+            measured = analyze_record(EcgRecord(ex.ecg, fs=500.0, leads=STANDARD_LEADS, name="x"))
+            assert rate == round(measured.measurements.heart_rate_bpm)  # the DSP's figure, not the truth
+            assert f"rate of {rate} bpm" in reports[row]  # and the report repeats it
+            expected = tokenizer(PromptConfig().interpret_prompt(question), add_special_tokens=False)["input_ids"]
+            assert prompt == [tokenizer.bos_token_id, *expected]
+    default = batcher.prompt.interpret_question
+    plain = grounded_questions(default, examples, 0.0, np.random.default_rng(0))
+    assert plain == [(None, ex.truth) for ex in examples]

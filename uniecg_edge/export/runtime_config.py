@@ -79,5 +79,6 @@ def build_runtime_config(model: UniEcgModel) -> dict[str, Any]:
         "prompt": cfg.to_dict()["prompt"],
         "max_new_tokens": cfg.max_new_tokens,
         "trained": cfg.trained,
+        "grounded": cfg.grounded,
         "licence": cfg.licence,
     }

@@ -15,8 +15,10 @@ import numpy as np
 import torch
 
 from .. import __version__
+from ..dsp import analyze_record
 from ..errors import ConfigError
 from ..evidence import check_text
+from ..grounding import grounded_question
 from ..leads import STANDARD_LEADS, derive_limb_leads
 from ..preprocess import from_generator_space, to_model_input
 from ..record import EcgRecord
@@ -108,7 +110,11 @@ class TorchPipeline:
                   base_report: Report | None = None) -> Report:
         """The model's report for ``record`` beside the DSP measurements (``base_report``), with the evidence check."""
         ecg, derived = to_model_input(record)
-        prompt = self.model.config.prompt.interpret_prompt(question)
+        config = self.model.config
+        if config.grounded:
+            base_report = base_report or analyze_record(record)
+            question = grounded_question(config.prompt.interpret_question, question, base_report)
+        prompt = config.prompt.interpret_prompt(question)
         start = time.perf_counter()
         result, timings = self.respond(prompt, ecg, max_new_tokens=max_new_tokens)
         timings["total_s"] = time.perf_counter() - start
@@ -117,7 +123,7 @@ class TorchPipeline:
         report.text = self._decode_text(result.token_ids)
         report.claims, report.discrepancies = check_text(report.text, report.measurements, report.rhythm)
         report.provenance = {**report.provenance, **self.provenance(), "leads_derived": list(derived),
-                             "stop_reason": result.stop_reason,
+                             "stop_reason": result.stop_reason, "grounded": config.grounded,
                              "timings_s": {k: round(v, 6) for k, v in timings.items()}}
         return report
 

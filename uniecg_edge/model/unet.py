@@ -11,7 +11,11 @@ on the condition (text embedding + sex, age, heart rate), never on the timestep.
 uses them (the fast, exported path); :meth:`ConditionalUNet1d.forward_with_cross_attention` runs the published
 multi-head cross-attention (the reference).
 
-Patient scalars enter raw, as in DiffuSETS: sex M=1 / F=0, age in years, heart rate in bpm, each (B, 1, 1).
+Patient scalars are given raw: sex M=1 / F=0, age in years, heart rate in bpm, each (B, 1, 1). DiffuSETS feeds
+them to the condition Linear as they are (the default). ``UNetConfig.scalar_center`` / ``scalar_scale`` standardise
+them first, ``(x - center) * scale``, inside the network (so inside the exported graph too). That matters: the
+Linear is followed by a LayerNorm, and a heart rate of ~100 that dominates the vector is divided out by that norm,
+so a raw rate barely moves the condition (the package's first trained UNet ignored the requested rate).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import dataclasses
 import logging
 import math
 from dataclasses import dataclass
-from typing import ClassVar, cast
+from typing import Any, ClassVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 N_PATIENT_SCALARS = 3  # sex, age, heart rate: concatenated after the text embedding in this order
 
-UNET_PRESETS: Registry[dict[str, int]] = Registry("UNet preset")
+UNET_PRESETS: Registry[dict[str, Any]] = Registry("UNet preset")
 UNET_PRESETS.add("diffusets", {})  # paper / experiment code: OpenAI text-embedding-ada-002, D=1536
 UNET_PRESETS.add("diffusets_kt", {"cond_dim": 8192})  # PKU web demo ("E-72B" embeddings), D=8192
 UNET_PRESETS.add(
@@ -72,9 +76,18 @@ class UNetConfig:
     bottleneck_kernel_size: int = 3
     bottleneck_heads: int = 4
     bottleneck_hidden_dim: int = 32
+    scalar_center: tuple[float, float, float] = (0.0, 0.0, 0.0)  # sex, age, heart rate; DiffuSETS: raw
+    scalar_scale: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
     def __post_init__(self) -> None:
+        for name in ("scalar_center", "scalar_scale"):
+            values = tuple(float(v) for v in getattr(self, name))
+            if len(values) != N_PATIENT_SCALARS or not all(math.isfinite(v) for v in values):
+                raise ConfigError(f"UNetConfig: {name} must be {N_PATIENT_SCALARS} finite numbers (sex, age, hr)")
+            object.__setattr__(self, name, values)
         for field in dataclasses.fields(self):
+            if field.name in ("scalar_center", "scalar_scale"):
+                continue
             value = getattr(self, field.name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"UNetConfig: {field.name} must be a positive integer, got {value!r}")
@@ -329,7 +342,9 @@ class ConditionalUNet1d(PretrainedMixin, nn.Module):
     def _condition_vector(self, cond: Tensor, sex: Tensor, age: Tensor, hr: Tensor) -> Tensor:
         if cond.dim() != 3 or cond.shape[1] != 1 or cond.shape[2] != self.config.cond_dim:
             raise ValueError(f"cond must be (B, 1, {self.config.cond_dim}), got {tuple(cond.shape)}")
-        scalars = [s.to(cond.dtype).reshape(cond.shape[0], 1, 1) for s in (sex, age, hr)]
+        scalars = [(s.to(cond.dtype).reshape(cond.shape[0], 1, 1) - center) * scale
+                   for s, center, scale in zip((sex, age, hr), self.config.scalar_center, self.config.scalar_scale,
+                                               strict=True)]
         return torch.cat([cond, *scalars], dim=-1)
 
     def condition_terms(self, cond: Tensor, sex: Tensor, age: Tensor, hr: Tensor) -> tuple[Tensor, ...]:

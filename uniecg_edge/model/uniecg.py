@@ -69,6 +69,7 @@ class UniEcgConfig:
     num_samples: int = 5000
     leads: tuple[str, ...] = STANDARD_LEADS
     trained: bool = True
+    grounded: bool = False  # trained to read the DSP's evidence line in the interpret prompt (grounding.py)
     licence: str = "unknown"
     description: str = ""
     prompt: PromptConfig = field(default_factory=PromptConfig)

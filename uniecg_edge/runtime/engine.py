@@ -25,8 +25,10 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from ..dsp import analyze_record
 from ..errors import BundleError
 from ..evidence import check_text
+from ..grounding import grounded_question
 from ..preprocess import to_model_input
 from ..record import EcgRecord
 from ..report import Report
@@ -156,6 +158,10 @@ class EdgeRuntime:
                   max_new_tokens: int | None = None, sampling: SamplingConfig | None = None) -> Report:
         """The model's report for ``record`` beside the DSP measurements (``base_report``), with the evidence check."""
         ecg, derived = to_model_input(record)
+        grounded = bool(self.config.get("grounded", False))
+        if grounded:
+            base_report = base_report or analyze_record(record)
+            question = grounded_question(self.config["prompt"]["interpret_question"], question, base_report)
         start = time.perf_counter()
         result, timings = self.respond(interpret_prompt(self.config["prompt"], question), ecg,
                                        max_new_tokens=max_new_tokens, sampling=sampling)
@@ -165,7 +171,7 @@ class EdgeRuntime:
         report.text = self.codec.decode(result.token_ids)
         report.claims, report.discrepancies = check_text(report.text, report.measurements, report.rhythm)
         report.provenance = {**report.provenance, **self.provenance(), "leads_derived": list(derived),
-                             "stop_reason": result.stop_reason,
+                             "stop_reason": result.stop_reason, "grounded": grounded,
                              "sampling": dataclasses.asdict(sampling or SamplingConfig()),
                              "timings_s": {k: round(v, 6) for k, v in timings.items()}}
         return report

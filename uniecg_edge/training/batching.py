@@ -64,12 +64,17 @@ class Batcher:
             labels[i, : len(lab)] = torch.tensor(lab)
         return ids, mask, labels
 
-    def interpret(self, ecgs: Sequence[np.ndarray], reports: Sequence[str]) -> TokenBatch:
+    def interpret(self, ecgs: Sequence[np.ndarray], reports: Sequence[str],
+                  questions: Sequence[str | None] | None = None) -> TokenBatch:
+        """``questions[i]`` replaces the default question of row i (None keeps it), e.g. a grounded one."""
         rows, label_rows = [], []
-        for report in reports:
+        for i, report in enumerate(reports):
+            question = None if questions is None else questions[i]
+            prompt = self.interpret_ids if question is None else [
+                self.bos, *self._encode(self.prompt.interpret_prompt(question))]
             answer = self.answer_ids(report)
-            rows.append(self.interpret_ids + answer)
-            label_rows.append([IGNORE] * len(self.interpret_ids) + answer)
+            rows.append(prompt + answer)
+            label_rows.append([IGNORE] * len(prompt) + answer)
         ids, mask, labels = self._pad(rows, label_rows)
         ecg = torch.from_numpy(np.stack([np.asarray(e, dtype=np.float32) for e in ecgs]))
         return TokenBatch(ids, mask, labels, ecg=ecg)

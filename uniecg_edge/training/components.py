@@ -58,7 +58,9 @@ def llm_config(sizes: ModelSizes, vocab: Vocabulary) -> dict[str, Any]:
 def unet_config(sizes: ModelSizes) -> UNetConfig:
     return UNetConfig(num_levels=sizes.unet_levels, cond_dim=MINILM_DIM, time_embed_dim=sizes.unet_time_embed_dim,
                       time_hidden_dim=sizes.unet_time_hidden_dim,
-                      bottleneck_hidden_dim=sizes.unet_bottleneck_hidden_dim)
+                      bottleneck_hidden_dim=sizes.unet_bottleneck_hidden_dim,
+                      scalar_center=sizes.unet_scalar_center,  # type: ignore[arg-type]
+                      scalar_scale=sizes.unet_scalar_scale)  # type: ignore[arg-type]
 
 
 def vae_config(sizes: ModelSizes, scale_factor: float = 0.18215) -> VaeConfig:

@@ -65,13 +65,15 @@ class KdConfig:
 
 @dataclass
 class DistillExample:
-    """An ECG (12, 5000) mV with its report and the patient's sex (M/F), age and heart rate."""
+    """An ECG (12, 5000) mV with its report and the patient's sex (M/F), age and heart rate; ``question`` replaces
+    the interpret prompt's default question (a grounded one, see :mod:`uniecg_edge.grounding`)."""
 
     ecg: np.ndarray
     report: str
     sex: str
     age: float
     hr: float
+    question: str | None = None
 
 
 @dataclass
@@ -113,7 +115,7 @@ def collate(model: UniEcgModel, examples: Sequence[DistillExample]) -> KdBatch:
     for ex in examples:
         if ex.sex not in SEX_CODES:
             raise ConfigError(f"example sex must be M or F, got {ex.sex!r}")
-        prompt = bos + tok(prompts.interpret_prompt(), add_special_tokens=False)["input_ids"]
+        prompt = bos + tok(prompts.interpret_prompt(ex.question), add_special_tokens=False)["input_ids"]
         answer = tok(" " + ex.report.strip(), add_special_tokens=False)["input_ids"] + [model.eos_token_id]
         interp.append(prompt + answer)
         interp_lab.append([IGNORE] * len(prompt) + answer)

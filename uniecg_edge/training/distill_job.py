@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..errors import ConfigError
@@ -159,13 +160,22 @@ def job_config(teacher: str, student_config: str, out: str, *, preset: str | Non
                             student_init=student_init, preset=name, **parts["job"])
 
 
-def load_examples(count: int, seed: int) -> list[DistillExample]:
-    """``count`` synthetic training examples (ECG, evidence-based report, sex, age, hr) of the package's dataset."""
+def load_examples(count: int, seed: int, ground_fraction: float = 0.0) -> list[DistillExample]:
+    """``count`` synthetic training examples (ECG, evidence-based report, sex, age, hr) of the package's dataset;
+    a ``ground_fraction`` of them ask the grounded question (the DSP's evidence line first), as a grounded
+    teacher was trained."""
+    from ..model.uniecg import PromptConfig
     from .dataset import ExampleSampler
+    from .reports import write_report
+    from .stage1 import grounded_questions
 
     sampler = ExampleSampler(seed)
-    return [DistillExample(ecg=ex.ecg, report=ex.report, sex=ex.sex, age=ex.age, hr=ex.hr)
-            for ex in sampler.examples("train", 0, count)]
+    examples = sampler.examples("train", 0, count)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 160]))
+    grounded = grounded_questions(PromptConfig().interpret_question, examples, ground_fraction, rng)
+    return [DistillExample(ecg=ex.ecg, report=ex.report if q is None else write_report(truth, rng), sex=ex.sex,
+                           age=ex.age, hr=ex.hr, question=q)
+            for ex, (q, truth) in zip(examples, grounded, strict=True)]
 
 
 def _load_inputs(cfg: DistillJobConfig) -> tuple[UniEcgModel, StudentConfig]:
@@ -200,7 +210,10 @@ def run_distillation(cfg: DistillJobConfig) -> dict[str, Any]:
     _check_same_run(cfg, student_cfg, root, resuming=latest is not None, main=accelerator.is_main_process)
     device = accelerator.device
     teacher.to(device)
-    examples = load_examples(cfg.num_examples, cfg.seed)
+    from .presets import Stage1Config
+
+    ground = Stage1Config().ground_fraction if teacher.config.grounded else 0.0
+    examples = load_examples(cfg.num_examples, cfg.seed, ground)
     resume_state = latest[1] if latest else None
     resume_folder = latest[0] if latest else None
 

@@ -65,6 +65,7 @@ def _recipe(config: dict[str, Any], metrics: dict[str, Any], command: str | None
     rows = [("preset", config.get("preset")), ("seed", config.get("seed")),
             ("stage 1 encoder steps", config.get("stage1", {}).get("encoder_steps")),
             ("stage 1 language steps", config.get("stage1", {}).get("steps")),
+            ("stage 1 grounding steps (DSP evidence in the prompt)", config.get("stage1", {}).get("ground_steps")),
             ("stage 2 VAE steps", config.get("vae", {}).get("steps")),
             ("stage 2 UNet steps", config.get("unet", {}).get("steps")),
             ("stage 2 [ECG]-token alignment steps", config.get("align", {}).get("steps")),
@@ -154,7 +155,10 @@ def render_model_card(model: Any, side: dict[str, dict[str, Any]], *, weight_byt
              model.config.description, "",
              f"- Licence: {model.config.licence}",
              f"- Weights: {weight_bytes / 1e6:.1f} MB (fp32 safetensors), {params:,} parameters",
-             f"- Sampler: {model.scheduler.kind}, {model.scheduler.num_inference_steps} steps", "",
+             f"- Sampler: {model.scheduler.kind}, {model.scheduler.num_inference_steps} steps",
+             "- Grounded: " + ("yes: the interpretation prompt carries the DSP's measured rate, RR, RR irregularity "
+                               "and P waves of the same ECG (`uniecg_edge.grounding`)" if model.config.grounded
+                               else "no: the model reads the ECG alone"), "",
              "## Intended use", "", INTENDED_USE, "",
              "## Data", "",
              "Simulated 10 s, 500 Hz, 12-lead ECGs from the package's own generator (`uniecg_edge.synth`, drawn by "

@@ -47,16 +47,23 @@ class ModelSizes:
     unet_bottleneck_hidden_dim: int = 32
     vae_channels: tuple[int, ...] = (32, 64, 64, 64)
     vae_norm_groups: int = 16
+    # sex, age, heart rate standardised inside the UNet, (x - center) * scale (see model/unet.py for why)
+    unet_scalar_center: tuple[float, ...] = (0.5, 50.0, 80.0)
+    unet_scalar_scale: tuple[float, ...] = (2.0, 0.05, 1.0 / 30.0)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "vae_channels", tuple(int(c) for c in self.vae_channels))
+        for name in ("unet_scalar_center", "unet_scalar_scale"):
+            object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
 
 
 @dataclass(frozen=True)
 class Stage1Config:
     """ECG -> text. ``encoder_steps`` first train the encoder alone on the truth (an auxiliary probe: rate,
     intervals, axis, labels), then ``steps`` train encoder, projector and LLM on (ECG, report) pairs with the
-    language-model loss on the answer tokens plus ``aux_weight`` x the probe loss."""
+    language-model loss on the answer tokens plus ``aux_weight`` x the probe loss. ``ground_steps`` > 0 adds a third
+    phase that continues encoder, projector and LLM on prompts carrying the DSP's evidence line (``grounding.py``)
+    for a ``ground_fraction`` of the examples, and marks the model ``grounded``."""
 
     encoder_steps: int = 300
     encoder_batch: int = 32
@@ -67,6 +74,9 @@ class Stage1Config:
     aux_weight: float = 0.3
     warmup_fraction: float = 0.05
     weight_decay: float = 0.01
+    ground_steps: int = 0
+    ground_fraction: float = 0.75
+    ground_lr: float = 3e-4
     grad_clip: float = 1.0
 
 
@@ -190,7 +200,7 @@ TEACHER_SIZES = ModelSizes(
 RECIPE_PRESETS: Registry[dict[str, Any]] = Registry("recipe preset")
 RECIPE_PRESETS.add("smoke", {
     "sizes": SMOKE_SIZES, "corpus_size": 48, "pool_size": 12, "log_every": 2,
-    "stage1": Stage1Config(encoder_steps=3, encoder_batch=4, steps=6, batch_size=2),
+    "stage1": Stage1Config(encoder_steps=3, encoder_batch=4, steps=6, batch_size=2, ground_steps=2),
     "vae": VaeTrainConfig(steps=4, batch_size=4),
     "unet": UnetTrainConfig(steps=4, batch_size=8),
     "align": AlignConfig(steps=4, batch_size=4, replay_every=2, replay_batch=2),
@@ -201,14 +211,15 @@ RECIPE_PRESETS.add("smoke", {
 # student: encoder 0.44, LM 1.12, VAE 0.41, UNet 0.33, align 1.26; teacher: 1.3, 3.75, 1.0, 0.28, 4.4.
 RECIPE_PRESETS.add("student", {
     "sizes": STUDENT_SIZES, "pool_size": 4096,
-    "stage1": Stage1Config(encoder_steps=600, steps=2500, batch_size=8, lr=6e-4),
+    "stage1": Stage1Config(encoder_steps=600, steps=2500, batch_size=8, lr=6e-4, ground_steps=900,
+                           ground_lr=6e-4),
     "vae": VaeTrainConfig(steps=800, batch_size=32, lr=1e-3),
     "unet": UnetTrainConfig(steps=3000, batch_size=64, lr=1e-3),
     "align": AlignConfig(steps=800, batch_size=16, lr_llm=2e-4),
 })
 _TEACHER = {
     "sizes": TEACHER_SIZES, "pool_size": 4096,
-    "stage1": Stage1Config(encoder_steps=300, encoder_lr=5e-4, steps=1000, batch_size=8, lr=4e-4),
+    "stage1": Stage1Config(encoder_steps=300, encoder_lr=5e-4, steps=1000, batch_size=8, lr=4e-4, ground_steps=300),
     "vae": VaeTrainConfig(steps=500, batch_size=32, lr=5e-4),
     "unet": UnetTrainConfig(steps=2000, batch_size=64, lr=5e-4),
     "align": AlignConfig(steps=400, batch_size=16, lr_llm=1e-4),

@@ -374,13 +374,17 @@ def model_label(model_dir: Path) -> str:
 def evaluate_model(model_dir: Path, records: Sequence[tuple[str, Path]], *, samplers: Sequence[str] = (),
                    per_rate: int = 3, rates: Sequence[float] | None = None, window_s: float = 10.0,
                    max_new_tokens: int | None = None, rr_statistic: str = "mean", device: str = "cpu",
-                   show_progress: bool = True, targets: Targets = TARGETS) -> dict[str, Any]:
-    """Every record row, the summaries per group, generation control per sampler and the parameter counts."""
+                   show_progress: bool = True, targets: Targets = TARGETS, ungrounded: bool = False) -> dict[str, Any]:
+    """Every record row, the summaries per group, generation control per sampler and the parameter counts.
+
+    ``ungrounded`` interprets without the DSP's evidence line even when the model was trained to read it."""
     from ..model.pipeline import TorchPipeline
 
     if rr_statistic not in RR_STATISTICS:
         raise InputError(f"reference RR statistic must be one of {', '.join(RR_STATISTICS)}, got {rr_statistic!r}")
     pipeline = TorchPipeline.from_pretrained(model_dir, device=device)
+    if ungrounded:
+        pipeline.model.config = replace(pipeline.model.config, grounded=False)
     label = model_label(model_dir)
     rows: list[RecordRow] = []
     start = time.perf_counter()
@@ -401,6 +405,7 @@ def evaluate_model(model_dir: Path, records: Sequence[tuple[str, Path]], *, samp
     return {
         "model": label, "model_dir": str(model_dir), "reference_rr_statistic": rr_statistic,
         "name": pipeline.model.config.name, "trained": pipeline.model.config.trained,
+        "grounded": pipeline.model.config.grounded,
         "parameters": {**counts, "total": int(sum(counts.values()))},
         "summary": {g: summarise_rows([r for r in rows if r.group == g], targets) for g in groups},
         "generation": runs,

@@ -96,7 +96,7 @@ def assemble(cfg: RecipeConfig, parts: Any, tokenizer: Any, max_new_tokens: int)
     trained = cfg.preset != "smoke"
     config = UniEcgConfig(
         name=f"uniecg-edge-{cfg.preset}-seed{cfg.seed}", num_ecg_tokens=cfg.sizes.num_ecg_tokens,
-        max_new_tokens=max_new_tokens, trained=trained, licence="Apache-2.0",
+        max_new_tokens=max_new_tokens, trained=trained, grounded=cfg.stage1.ground_steps > 0, licence="Apache-2.0",
         description=(f"Trained by uniecg_edge.training.recipe (preset {cfg.preset}, seed {cfg.seed}) on synthetic "
                      "ECGs with evidence-based reports; not for clinical use."
                      + ("" if trained else " Smoke-test run: a handful of steps, output is meaningless.")),

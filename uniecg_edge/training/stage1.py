@@ -7,6 +7,9 @@ Two phases, each a resumable :func:`~.loop.run_stage`:
    encoder a strong, direct signal before the language model's loss reaches it through the projector.
 2. ``stage1_lm``: full-parameter training of encoder, projector and LLM on the interpret prompt; the loss is the
    next-token loss on the report tokens (and ``</s>``) plus ``aux_weight`` x the probe loss.
+3. ``stage1_ground`` (when ``ground_steps`` > 0): the same on fresh examples whose prompt carries, for a
+   ``ground_fraction`` of them, the evidence line the DSP measures on that very ECG (:mod:`uniecg_edge.grounding`):
+   the DSP's figures with their real errors, not the truth, so the model learns how far to trust them.
 
 The probe is a training aid only; it is not part of the checkpoint.
 """
@@ -23,6 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..dsp import analyze_record
+from ..grounding import grounded_question
+from ..leads import STANDARD_LEADS
+from ..record import EcgRecord
 from .batching import Batcher, interpret_forward
 from .components import Components
 from .dataset import ExampleSampler, TrainingExample
@@ -123,6 +130,58 @@ def train_language(parts: Components, probe: EncoderProbe, batcher: Batcher, sam
     return run_stage("stage1_lm", work_dir, modules, params, step_fn, loop)
 
 
+def grounded_questions(default: str, examples: Sequence[TrainingExample], fraction: float,
+                       rng: np.random.Generator) -> list[tuple[str | None, dict[str, Any]]]:
+    """Per example, ``(question, truth)``: with probability ``fraction`` the grounded question (the DSP's evidence
+    line + ``default``, the prompt's question) and the truth with the rate and RR the line states, so the report
+    written from it repeats the measurement it was given; else ``(None, the truth)`` (the default prompt)."""
+    out: list[tuple[str | None, dict[str, Any]]] = []
+    for ex in examples:
+        if float(rng.random()) >= fraction:
+            out.append((None, ex.truth))
+            continue
+        report = analyze_record(EcgRecord(ex.ecg, fs=500.0, leads=STANDARD_LEADS, name="train"))
+        question = grounded_question(default, None, report)
+        truth = dict(ex.truth)
+        if question != default:  # a line was written: the report states its rate and RR
+            truth["hr_bpm"] = float(report.measurements.heart_rate_bpm)  # type: ignore[arg-type]
+            if report.measurements.rr_ms is not None:
+                truth["rr_ms"] = float(report.measurements.rr_ms)
+        out.append((question, truth))
+    return out
+
+
+def ground_offset(cfg: RecipeConfig) -> int:
+    """First ``train`` example of the grounding phase (after those of phases 1 and 2)."""
+    s1 = cfg.stage1
+    return s1.encoder_steps * s1.encoder_batch + s1.steps * s1.batch_size
+
+
+def train_grounding(parts: Components, batcher: Batcher, sampler: ExampleSampler, cfg: RecipeConfig,
+                    work_dir: Path) -> dict[str, Any]:
+    """Phase 3: encoder, projector and LLM on a mix of grounded and plain interpret prompts."""
+    s1 = cfg.stage1
+    offset = ground_offset(cfg)
+    styles = list(REPORT_STYLES)
+
+    def step_fn(step: int) -> dict[str, torch.Tensor]:
+        examples = _examples(sampler, step, s1.batch_size, offset)
+        rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 150, step]))
+        style = styles[step % len(styles)]
+        grounded = grounded_questions(batcher.prompt.interpret_question, examples, s1.ground_fraction, rng)
+        reports = [write_report(truth, style=style) for _, truth in grounded]
+        batch = batcher.interpret([ex.ecg for ex in examples], reports, [q for q, _ in grounded])
+        out, _ = interpret_forward(parts.ecg_encoder, parts.projector, parts.llm, batch, batcher.ecg_token_id)
+        return {"loss": out.loss}
+
+    modules = {"ecg_encoder": parts.ecg_encoder, "projector": parts.projector, "llm": parts.llm}
+    params = [{"params": [p for m in modules.values() for p in m.parameters() if p.requires_grad],
+               "lr": s1.ground_lr}]
+    loop = LoopConfig(steps=s1.ground_steps, warmup_fraction=s1.warmup_fraction, weight_decay=s1.weight_decay,
+                      grad_clip=s1.grad_clip, log_every=cfg.log_every, checkpoint_every_s=cfg.checkpoint_every_s)
+    return run_stage("stage1_ground", work_dir, modules, params, step_fn, loop)
+
+
 @torch.no_grad()
 def interpret_loss(parts: Components, batcher: Batcher, examples: Sequence[TrainingExample],
                    batch_size: int = 8) -> float:
@@ -144,4 +203,7 @@ def train_stage1(parts: Components, batcher: Batcher, sampler: ExampleSampler, c
     probe = EncoderProbe(parts.ecg_encoder.width)
     encoder = train_encoder(parts, probe, sampler, cfg, work_dir / "stage1_encoder")
     language = train_language(parts, probe, batcher, sampler, cfg, work_dir / "stage1_lm")
-    return {"encoder": encoder, "language": language}
+    out = {"encoder": encoder, "language": language}
+    if cfg.stage1.ground_steps > 0:
+        out["grounding"] = train_grounding(parts, batcher, sampler, cfg, work_dir / "stage1_ground")
+    return out

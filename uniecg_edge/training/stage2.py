@@ -31,6 +31,8 @@ from .dataset import ExampleSampler
 from .loop import LoopConfig, run_stage
 from .pool import Pool
 from .presets import RecipeConfig
+from .reports import write_report
+from .stage1 import ground_offset, grounded_questions
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +141,7 @@ def alignment_losses(cond: torch.Tensor, target: torch.Tensor) -> dict[str, torc
 def train_alignment(parts: Components, batcher: Batcher, pool: Pool, sampler: ExampleSampler, cfg: RecipeConfig,
                     work_dir: Path) -> dict[str, Any]:
     a = cfg.align
-    replay_offset = cfg.stage1.encoder_steps * cfg.stage1.encoder_batch + cfg.stage1.steps * cfg.stage1.batch_size
+    replay_offset = ground_offset(cfg) + cfg.stage1.ground_steps * cfg.stage1.batch_size
     embeddings = torch.from_numpy(pool.embeddings)
 
     def step_fn(step: int) -> dict[str, torch.Tensor]:
@@ -157,7 +159,11 @@ def train_alignment(parts: Components, batcher: Batcher, pool: Pool, sampler: Ex
         if a.train_llm and a.replay_every > 0 and step % a.replay_every == 0:
             examples = sampler.examples("train", replay_offset + (step // a.replay_every) * a.replay_batch,
                                         a.replay_batch)
-            replay = batcher.interpret([ex.ecg for ex in examples], [ex.report for ex in examples])
+            fraction = cfg.stage1.ground_fraction if cfg.stage1.ground_steps > 0 else 0.0
+            grounded = grounded_questions(batcher.prompt.interpret_question, examples, fraction, rng)
+            reports = [ex.report if q is None else write_report(truth, rng) for ex, (q, truth) in zip(
+                examples, grounded, strict=True)]
+            replay = batcher.interpret([ex.ecg for ex in examples], reports, [q for q, _ in grounded])
             replay_out, _ = interpret_forward(parts.ecg_encoder, parts.projector, parts.llm, replay,
                                               batcher.ecg_token_id)
             loss = loss + replay_out.loss

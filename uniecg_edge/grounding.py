@@ -1,0 +1,47 @@
+"""Measurement-grounded prompts: the DSP's rhythm evidence written into the interpretation prompt.
+
+GEM's grounded interpretations were written by a model that saw the ECG *and* beat-level machine measurements
+(model-facts §2.3). A model trained with ``UniEcgConfig.grounded`` reads the same kind of evidence at run time:
+one line before the question, from the DSP analysis of the very window it interprets::
+
+    Measured: ventricular rate 72 bpm, mean RR 833 ms, RR irregularity 3 %, P waves present.
+
+The line gives the rhythm evidence only (rate, RR, RR regularity, P waves). The rhythm, conduction, axis, ST
+findings and the other intervals are still the model's reading of the ECG embeddings. When the DSP has no rate
+(no usable lead, too few beats) the line is empty and the prompt is the ungrounded one, which a grounded model
+is also trained on. Used alike by training, the torch pipeline and the onnxruntime engine (torch-free).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .dsp.measure import rr_intervals_ms
+from .dsp.rhythm import rr_irregularity
+from .report import Report
+
+P_WAVE_WORDS = {True: "present", False: "absent", None: "not determined"}
+
+
+def measurement_line(report: Report) -> str:
+    """The evidence line for ``report`` (a DSP analysis), ending in a newline; "" when no rate was measured."""
+    m = report.measurements
+    if m.heart_rate_bpm is None or not np.isfinite(m.heart_rate_bpm):
+        return ""
+    parts = [f"ventricular rate {m.heart_rate_bpm:.0f} bpm"]
+    if m.rr_ms is not None and np.isfinite(m.rr_ms):
+        parts.append(f"mean RR {m.rr_ms:.0f} ms")
+    irregularity = rr_irregularity(rr_intervals_ms(np.asarray(m.r_peaks or [], dtype=np.float64), report.fs))
+    if irregularity is not None:
+        parts.append(f"RR irregularity {100.0 * irregularity:.0f} %")
+    details: dict[str, Any] = report.extra.get("measurement_details") or {}
+    parts.append(f"P waves {P_WAVE_WORDS.get(details.get('p_waves'), P_WAVE_WORDS[None])}")
+    return "Measured: " + ", ".join(parts) + ".\n"
+
+
+def grounded_question(default_question: str, question: str | None, report: Report | None) -> str:
+    """The question slot of the interpretation prompt: the evidence line (if any) then the question."""
+    line = "" if report is None else measurement_line(report)
+    return line + (question or default_question)
