@@ -70,9 +70,12 @@ def _recipe(config: dict[str, Any], metrics: dict[str, Any], command: str | None
             ("stage 2 UNet steps", config.get("unet", {}).get("steps")),
             ("stage 2 [ECG]-token alignment steps", config.get("align", {}).get("steps")),
             ("shipped sampler", f"DDIM, {config.get('sampler_steps')} steps")]
-    if "total_s" in metrics:
-        rows.append(("training time", f"{metrics['total_s'] / 60:.0f} min on {metrics.get('torch_threads')} "
-                     "torch thread(s) of the 2-core x86-64 development machine"))
+    stage_seconds = [phase["seconds"] for stage in (metrics.get("stages") or {}).values()
+                     for phase in stage.values() if isinstance(phase, dict) and "seconds" in phase]
+    if stage_seconds:  # each phase's own clock, kept in its done.json: right for a run resumed in pieces too
+        rows.append(("training time", f"{sum(stage_seconds) / 60:.0f} min of training steps (all phases, data "
+                     f"simulation and evaluation aside) on {metrics.get('torch_threads')} torch thread(s) of the "
+                     "2-core x86-64 development machine"))
     lines += _table([(k, v) for k, v in rows if v is not None], ("setting", "value"))
     return lines + [""]
 
