@@ -91,7 +91,7 @@ def test_runtime_config_has_what_the_runtime_needs(bundle_dir: Path, model: UniE
     assert config["num_cond_terms"] == model.unet.config.num_blocks and config["latent_channels"] == 4
     assert config["fs"] == 500 and config["num_samples"] == 5000 and len(config["leads"]) == 12
     assert config["generator_samples"] == 1024 and config["prompt"]["interpret_template"]
-    assert config["trained"] is False
+    assert config["trained"] is False and config["grounded"] is model.config.grounded
 
 
 def test_a_tampered_byte_is_refused_naming_the_file(bundle_dir: Path, tmp_path: Path) -> None:

@@ -44,7 +44,9 @@ def test_reads_the_shipped_sinus_record(pipeline) -> None:
 
     record = read_record(EXAMPLE_RECORD)  # PTB-XL HR06004: sinus rhythm (Dx 426783006)
     dsp_hr = analyze_record(record).measurements.heart_rate_bpm
-    text = pipeline.interpret(record).text or ""
+    report = pipeline.interpret(record)
+    assert report.provenance["grounded"] is pipeline.model.config.grounded is True  # reads the DSP's evidence line
+    text = report.text or ""
     stated = extract_claims(text).get("heart_rate_bpm")
     assert stated is not None, text
     assert abs(stated - dsp_hr) <= 10, (stated, dsp_hr, text)
