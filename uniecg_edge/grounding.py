@@ -18,8 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from .dsp.analysis import analyze_record
 from .dsp.measure import rr_intervals_ms
 from .dsp.rhythm import rr_irregularity
+from .record import EcgRecord
 from .report import Report
 
 P_WAVE_WORDS = {True: "present", False: "absent", None: "not determined"}
@@ -45,3 +47,11 @@ def grounded_question(default_question: str, question: str | None, report: Repor
     """The question slot of the interpretation prompt: the evidence line (if any) then the question."""
     line = "" if report is None else measurement_line(report)
     return line + (question or default_question)
+
+
+def ground(record: EcgRecord, base_report: Report | None, default_question: str, question: str | None
+           ) -> tuple[str, Report]:
+    """For a grounded model: the question to ask about ``record`` and the DSP analysis it was built from
+    (``base_report``, or a fresh analysis when the caller has none; the evidence check needs it too)."""
+    report = base_report or analyze_record(record)
+    return grounded_question(default_question, question, report), report

@@ -44,8 +44,7 @@ def test_fibrillation_reads_irregular() -> None:
     assert match is not None and int(match.group(3)) >= 8
 
 
-def test_a_real_record_gets_a_line(shared_ecg: Path) -> None:
-    del shared_ecg
+def test_a_real_record_gets_a_line() -> None:
     report = analyze_record(read_record(EXAMPLE_RECORD))
     assert LINE.match(measurement_line(report))
 

@@ -15,10 +15,9 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..dsp import analyze_record
 from ..errors import ConfigError
 from ..evidence import check_text
-from ..grounding import grounded_question
+from ..grounding import ground
 from ..leads import STANDARD_LEADS, derive_limb_leads
 from ..preprocess import from_generator_space, to_model_input
 from ..record import EcgRecord
@@ -112,8 +111,7 @@ class TorchPipeline:
         ecg, derived = to_model_input(record)
         config = self.model.config
         if config.grounded:
-            base_report = base_report or analyze_record(record)
-            question = grounded_question(config.prompt.interpret_question, question, base_report)
+            question, base_report = ground(record, base_report, config.prompt.interpret_question, question)
         prompt = config.prompt.interpret_prompt(question)
         start = time.perf_counter()
         result, timings = self.respond(prompt, ecg, max_new_tokens=max_new_tokens)

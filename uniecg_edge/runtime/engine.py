@@ -25,10 +25,9 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from ..dsp import analyze_record
 from ..errors import BundleError
 from ..evidence import check_text
-from ..grounding import grounded_question
+from ..grounding import ground
 from ..preprocess import to_model_input
 from ..record import EcgRecord
 from ..report import Report
@@ -160,8 +159,8 @@ class EdgeRuntime:
         ecg, derived = to_model_input(record)
         grounded = bool(self.config.get("grounded", False))
         if grounded:
-            base_report = base_report or analyze_record(record)
-            question = grounded_question(self.config["prompt"]["interpret_question"], question, base_report)
+            question, base_report = ground(record, base_report, self.config["prompt"]["interpret_question"],
+                                           question)
         start = time.perf_counter()
         result, timings = self.respond(interpret_prompt(self.config["prompt"], question), ecg,
                                        max_new_tokens=max_new_tokens, sampling=sampling)

@@ -47,6 +47,7 @@ from .distill import (
     teacher_conditions,
     teacher_outputs,
 )
+from .presets import Stage1Config
 from .step_distill import (
     ConditionPool,
     StageObjective,
@@ -210,8 +211,6 @@ def run_distillation(cfg: DistillJobConfig) -> dict[str, Any]:
     _check_same_run(cfg, student_cfg, root, resuming=latest is not None, main=accelerator.is_main_process)
     device = accelerator.device
     teacher.to(device)
-    from .presets import Stage1Config
-
     ground = Stage1Config().ground_fraction if teacher.config.grounded else 0.0
     examples = load_examples(cfg.num_examples, cfg.seed, ground)
     resume_state = latest[1] if latest else None
