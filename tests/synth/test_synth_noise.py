@@ -73,3 +73,28 @@ def test_negative_noise_amplitudes_are_refused() -> None:
 
     with pytest.raises(ConfigError, match="emg_mv"):
         NoiseConfig(emg_mv=-0.1)
+
+
+@pytest.mark.parametrize("tremor_hz", [4.5, 8.0])
+def test_limb_tremor_sits_in_the_fibrillatory_band_and_spares_the_chest_electrodes(tremor_hz: float) -> None:
+    noise = _noise_only(NoiseConfig(tremor_mv=0.1, tremor_hz=tremor_hz), seed=3)
+    freqs, power = sps.periodogram(noise, fs=FS, axis=1)
+    band = np.abs(freqs - tremor_hz) < 0.6
+    limb = noise[:6]
+    assert np.all(power[:6, band].sum(axis=1) > 0.95 * power[:6].sum(axis=1))
+    assert 0.02 < limb.std(axis=1).max() < 0.15
+    # the chest electrodes do not shake: V1-V6 only carry the limbs' share through Wilson's terminal
+    assert noise[6:].std(axis=1).max() < limb.std(axis=1).max()
+    assert np.allclose(noise[2], noise[1] - noise[0], atol=1e-4)  # still at the electrodes: III = II - I
+
+
+def test_tremor_is_its_own_stream_and_its_frequency_is_checked() -> None:
+    from uniecg_edge.errors import ConfigError
+
+    both = _noise_only(NoiseConfig(emg_mv=0.05, tremor_mv=0.1), seed=9)
+    emg = _noise_only(NoiseConfig(emg_mv=0.05), seed=9)
+    tremor = _noise_only(NoiseConfig(tremor_mv=0.1), seed=9)
+    assert np.max(np.abs(both - (emg + tremor))) < 1e-5
+    assert not NoiseConfig(tremor_mv=0.1).is_clean
+    with pytest.raises(ConfigError, match="tremor_hz"):
+        NoiseConfig(tremor_mv=0.1, tremor_hz=25.0)

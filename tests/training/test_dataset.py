@@ -91,3 +91,26 @@ def test_augmentation_changes_amplitude_and_timing_and_can_be_switched_off() -> 
         AugmentConfig(amplitude_range=(1.2, 0.8))
     with pytest.raises(ConfigError):
         DataConfig(duration_s=5.0)
+
+
+def test_tremor_augmentation_adds_only_a_tremor_to_the_same_example() -> None:
+    from scipy import signal as sps
+
+    plain = ExampleSampler(5)
+    shaky = plain.with_augment(tremor_fraction=1.0)
+    for index in range(4):
+        a, b = plain.example("train", index), shaky.example("train", index)
+        assert a.truth["rhythm"] == b.truth["rhythm"] and a.truth["labels"] == b.truth["labels"]
+        assert a.truth["hr_bpm"] == b.truth["hr_bpm"]
+        added = (b.ecg - a.ecg).astype(np.float64)
+        freqs, power = sps.periodogram(added[1], fs=500.0)
+        assert 3.5 < freqs[np.argmax(power)] < 10.5  # in AugmentConfig.tremor_hz_range
+        assert np.allclose(added[2], added[1] - added[0], atol=1e-5)
+    with_tremor = [ex for ex in (shaky.example("train", i) for i in range(8)) if "tremor_mv" in ex.truth["noise"]]
+    assert with_tremor and all("tremor" in ex.report for ex in with_tremor)  # the report names the artefact
+    none = plain.with_augment(tremor_fraction=0.0)
+    assert np.array_equal(none.example("train", 2).ecg, plain.example("train", 2).ecg)
+    with pytest.raises(ConfigError, match="tremor_fraction"):
+        AugmentConfig(tremor_fraction=1.5)
+    with pytest.raises(ConfigError, match="tremor_hz_range"):
+        AugmentConfig(tremor_hz_range=(2.0, 9.0))

@@ -29,8 +29,9 @@ class NoiseConfig:
     """Artefacts added at the electrodes, so that the limb-lead relations still hold exactly.
 
     Amplitudes are what one lead shows, roughly: ``baseline_mv`` and ``motion_mv`` peak deviations,
-    ``mains_mv`` the amplitude of the ``mains_hz`` sinusoid, ``emg_mv`` the RMS of the muscle noise.
-    All are 0 by default (a clean record).
+    ``mains_mv`` the amplitude of the ``mains_hz`` sinusoid, ``emg_mv`` the RMS of the muscle noise,
+    ``tremor_mv`` the amplitude of a limb tremor near ``tremor_hz`` (3-12 Hz, the band of atrial fibrillatory
+    waves, which a tremor artefact can mimic). All are 0 by default (a clean record).
     """
 
     baseline_mv: float = 0.0
@@ -39,18 +40,22 @@ class NoiseConfig:
     emg_mv: float = 0.0
     motion_mv: float = 0.0
     motion_events_per_min: float = 4.0
+    tremor_mv: float = 0.0
+    tremor_hz: float = 6.0
 
     def __post_init__(self) -> None:
-        for name in ("baseline_mv", "mains_mv", "emg_mv", "motion_mv", "motion_events_per_min"):
+        for name in ("baseline_mv", "mains_mv", "emg_mv", "motion_mv", "motion_events_per_min", "tremor_mv"):
             value = getattr(self, name)
             if not _finite(value) or value < 0:
                 raise ConfigError(f"noise {name} must be a finite number >= 0, got {value!r}")
         if not _finite(self.mains_hz) or self.mains_hz <= 0:
             raise ConfigError(f"noise mains_hz must be > 0, got {self.mains_hz!r}")
+        _check_range("noise tremor_hz", self.tremor_hz, 3.0, 12.0)
 
     @property
     def is_clean(self) -> bool:
-        return self.baseline_mv == 0 and self.mains_mv == 0 and self.emg_mv == 0 and self.motion_mv == 0
+        return (self.baseline_mv == 0 and self.mains_mv == 0 and self.emg_mv == 0 and self.motion_mv == 0
+                and self.tremor_mv == 0)
 
 
 @dataclass(frozen=True)

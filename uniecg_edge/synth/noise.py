@@ -1,4 +1,4 @@
-"""Electrode artefacts: baseline wander, mains interference, muscle (EMG) noise and electrode motion.
+"""Electrode artefacts: baseline wander, mains interference, muscle (EMG) noise, electrode motion and limb tremor.
 
 Noise is generated per electrode (RA, LA, LL, V1-V6), so leads inherit it through the same differences as the
 cardiac signal and the limb-lead relations stay exact. Every source has its own random stream (seeded from the
@@ -20,6 +20,8 @@ from .waves import WaveBuffer
 
 N_ELECTRODES = len(ELECTRODES)
 _EMG_BAND_HZ = (20.0, 150.0)
+_TREMOR_SPREAD = (-0.05, 0.0, 0.05)  # three close frequencies around tremor_hz: a tremor that waxes and wanes
+_TREMOR_CHEST_WEIGHT = 0.15  # chest electrodes lie on the still torso; the limbs shake
 
 
 def _rng(seed: int, source: int) -> np.random.Generator:
@@ -89,6 +91,16 @@ class ElectrodeNoise:
         self.motion = WaveBuffer(fs)
         self.motion_rate_hz = config.motion_events_per_min / 60.0
         self.next_motion_s = self._motion_gap()
+        # Limb tremor: a quasi-periodic oscillation near tremor_hz, strongest on one limb electrode.
+        rng = _rng(seed, 5)
+        self.tremor_freqs = config.tremor_hz * (1.0 + np.asarray(_TREMOR_SPREAD))
+        weights = np.full(N_ELECTRODES, _TREMOR_CHEST_WEIGHT)
+        weights[:3] = rng.uniform(0.2, 0.6, 3)
+        weights[int(rng.integers(3))] = 1.0
+        mix = rng.uniform(0.5, 1.0, (N_ELECTRODES, len(_TREMOR_SPREAD)))
+        mix /= np.sqrt(np.sum(mix**2, axis=1, keepdims=True))
+        self.tremor_amps = config.tremor_mv * per_electrode * weights[:, None] * mix
+        self.tremor_phases = rng.uniform(0.0, 2.0 * math.pi, (N_ELECTRODES, len(_TREMOR_SPREAD)))
 
     def _motion_gap(self) -> float:
         if self.motion_rate_hz <= 0:
@@ -124,6 +136,10 @@ class ElectrodeNoise:
                 self.emg_env_freq[:, None] * two_pi_t[None, :] + self.emg_env_phase[:, None]
             )
             out += (self.emg_gain / math.sqrt(0.55**2 + 0.45**2 / 2.0)) * envelope * band
+        if self.config.tremor_mv > 0:
+            for k, freq in enumerate(self.tremor_freqs):
+                out += self.tremor_amps[:, k : k + 1] * np.sin(
+                    freq * two_pi_t[None, :] + self.tremor_phases[:, k : k + 1])
         if self.config.motion_mv > 0:
             self._add_motion_until((first_sample + n) / self.fs)
             self.motion.render(out, first_sample)

@@ -8,7 +8,7 @@ its own. Time shifts come from cropping a longer simulated record at a random of
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -29,17 +29,26 @@ class AugmentConfig:
     mains_mv: float = 0.06
     emg_mv: float = 0.04
     motion_mv: float = 0.3
+    tremor_fraction: float = 0.0  # records given a limb tremor (drawn apart: 0 leaves every other draw unchanged)
+    tremor_mv: float = 0.1
+    tremor_hz_range: tuple[float, float] = (4.0, 10.0)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "amplitude_range", tuple(float(v) for v in self.amplitude_range))
+        object.__setattr__(self, "tremor_hz_range", tuple(float(v) for v in self.tremor_hz_range))
         low, high = self.amplitude_range
         if not 0 < low <= high:
             raise ConfigError(f"AugmentConfig: amplitude_range must be 0 < low <= high, got {self.amplitude_range}")
-        for name in ("lead_gain_sd", "max_shift_s", "baseline_mv", "mains_mv", "emg_mv", "motion_mv"):
+        for name in ("lead_gain_sd", "max_shift_s", "baseline_mv", "mains_mv", "emg_mv", "motion_mv", "tremor_mv"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"AugmentConfig: {name} must be >= 0, got {getattr(self, name)!r}")
-        if not 0 <= self.clean_fraction <= 1:
-            raise ConfigError(f"AugmentConfig: clean_fraction must be in 0..1, got {self.clean_fraction!r}")
+        for name in ("clean_fraction", "tremor_fraction"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"AugmentConfig: {name} must be in 0..1, got {getattr(self, name)!r}")
+        low, high = self.tremor_hz_range
+        if not 3.0 <= low <= high <= 12.0:
+            raise ConfigError("AugmentConfig: tremor_hz_range must be 3 <= low <= high <= 12, "
+                              f"got {self.tremor_hz_range}")
 
     @classmethod
     def none(cls) -> AugmentConfig:
@@ -63,6 +72,16 @@ def draw_noise(rng: np.random.Generator, config: AugmentConfig) -> NoiseConfig:
         emg_mv=level(config.emg_mv, 0.5),
         motion_mv=level(config.motion_mv, 0.25),
     )
+
+
+def add_tremor(noise: NoiseConfig, rng: np.random.Generator, config: AugmentConfig) -> NoiseConfig:
+    """``noise`` with a limb tremor for a ``tremor_fraction`` of records. ``rng`` is a stream of its own, so the
+    record is otherwise the one drawn without tremor (a tremor looks like fibrillatory waves: with it, a sinus
+    record teaches the rhythm from RR regularity and P waves instead of from a wavy baseline)."""
+    if config.tremor_fraction <= 0 or float(rng.random()) >= config.tremor_fraction:
+        return noise
+    return replace(noise, tremor_mv=float(rng.uniform(0.3, 1.0)) * config.tremor_mv,
+                   tremor_hz=float(rng.uniform(*config.tremor_hz_range)))
 
 
 def jitter_gains(signal: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:

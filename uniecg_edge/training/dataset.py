@@ -12,7 +12,7 @@ that RR, premature beats counted inside it), so every number a report states is 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -20,14 +20,14 @@ import numpy as np
 from ..errors import ConfigError
 from ..leads import STANDARD_LEADS
 from ..synth import SynthConfig, synthesize
-from .augment import AugmentConfig, draw_noise, jitter_gains
+from .augment import AugmentConfig, add_tremor, draw_noise, jitter_gains
 from .labels import findings_labels
 from .reports import write_report
 from .scenarios import draw_scenario
 
 STREAMS = {"corpus": 0, "train": 1, "pool": 2, "eval": 3}
 ST_LEAD_THRESHOLD_MV = 0.1  # leads whose ST shift reaches this are named in the report
-NOISE_THRESHOLDS = {"baseline_mv": 0.15, "mains_mv": 0.025, "emg_mv": 0.02, "motion_mv": 0.12}
+NOISE_THRESHOLDS = {"baseline_mv": 0.15, "mains_mv": 0.025, "emg_mv": 0.02, "motion_mv": 0.12, "tremor_mv": 0.04}
 
 
 @dataclass(frozen=True)
@@ -70,10 +70,16 @@ class TrainingExample:
         return list(self.truth["labels"])
 
 
-def example_rng(seed: int, stream: str, index: int) -> np.random.Generator:
+_SUBSTREAMS = {"tremor": 1}  # draws kept apart from an example's main stream, so adding them changes nothing else
+
+
+def example_rng(seed: int, stream: str, index: int, substream: str | None = None) -> np.random.Generator:
     if stream not in STREAMS:
         raise ConfigError(f"unknown data stream {stream!r} (known: {', '.join(STREAMS)})")
-    return np.random.default_rng(np.random.SeedSequence([int(seed), STREAMS[stream], int(index)]))
+    key = [int(seed), STREAMS[stream], int(index)]
+    if substream is not None:
+        key.append(_SUBSTREAMS[substream])
+    return np.random.default_rng(np.random.SeedSequence(key))
 
 
 class ExampleSampler:
@@ -90,7 +96,7 @@ class ExampleSampler:
         draw = draw_scenario(rng, rhythm)
         age = round(float(rng.uniform(*cfg.age_range)))
         sex = "M" if float(rng.random()) < 0.5 else "F"
-        noise = draw_noise(rng, cfg.augment)
+        noise = add_tremor(draw_noise(rng, cfg.augment), example_rng(self.seed, stream, index, "tremor"), cfg.augment)
         synth_cfg = SynthConfig(
             **draw.overrides, noise=noise, fs=cfg.fs, seed=int(rng.integers(2**31 - 1)), age=age, sex=sex,
             hrv_scale=float(rng.uniform(0.3, 1.5)), resp_rate_bpm=float(rng.uniform(10.0, 22.0)),
@@ -108,6 +114,10 @@ class ExampleSampler:
         report = write_report(truth, rng)
         return TrainingExample(ecg=ecg, report=report, truth=truth, hr=float(truth["hr_bpm"]), age=float(age),
                                sex=sex)
+
+    def with_augment(self, **changes: Any) -> ExampleSampler:
+        """The same examples drawn with some augmentation settings changed (e.g. ``tremor_fraction``)."""
+        return ExampleSampler(self.seed, replace(self.config, augment=replace(self.config.augment, **changes)))
 
     def examples(self, stream: str, start: int, count: int) -> list[TrainingExample]:
         return [self.example(stream, start + i) for i in range(count)]

@@ -66,6 +66,7 @@ def _recipe(config: dict[str, Any], metrics: dict[str, Any], command: str | None
             ("stage 1 encoder steps", config.get("stage1", {}).get("encoder_steps")),
             ("stage 1 language steps", config.get("stage1", {}).get("steps")),
             ("stage 1 grounding steps (DSP evidence in the prompt)", config.get("stage1", {}).get("ground_steps")),
+            ("share of grounding ECGs with a limb tremor", config.get("stage1", {}).get("ground_tremor_fraction")),
             ("stage 2 VAE steps", config.get("vae", {}).get("steps")),
             ("stage 2 UNet steps", config.get("unet", {}).get("steps")),
             ("stage 2 [ECG]-token alignment steps", config.get("align", {}).get("steps")),
@@ -166,7 +167,8 @@ def render_model_card(model: Any, side: dict[str, dict[str, Any]], *, weight_byt
              "## Data", "",
              "Simulated 10 s, 500 Hz, 12-lead ECGs from the package's own generator (`uniecg_edge.synth`, drawn by "
              "`uniecg_edge.training.scenarios`), ages and both sexes, with baseline wander, mains, muscle and "
-             "electrode-motion noise and augmentation; each with an evidence-based report written from its "
+             "electrode-motion noise (and, in the grounding phase, a limb tremor that looks like fibrillatory waves) "
+             "and augmentation; each with an evidence-based report written from its "
              "ground truth (`uniecg_edge.training.reports`). Findings it covers: " + _labels() + ".",
              "The real records in `../shared/data/ecg` were used for validation only.", "",
              "## Limitations", "", *LIMITATIONS, ""]

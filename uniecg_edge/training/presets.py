@@ -63,7 +63,9 @@ class Stage1Config:
     intervals, axis, labels), then ``steps`` train encoder, projector and LLM on (ECG, report) pairs with the
     language-model loss on the answer tokens plus ``aux_weight`` x the probe loss. ``ground_steps`` > 0 adds a third
     phase that continues encoder, projector and LLM on prompts carrying the DSP's evidence line (``grounding.py``)
-    for a ``ground_fraction`` of the examples, and marks the model ``grounded``."""
+    for a ``ground_fraction`` of the examples, and marks the model ``grounded``. ``ground_tremor_fraction`` of the
+    grounding phase's ECGs carry a limb tremor (``AugmentConfig.tremor_fraction``), a look-alike of fibrillatory
+    waves, so that the rhythm is read from RR regularity and P waves (the line's evidence) rather than the baseline."""
 
     encoder_steps: int = 300
     encoder_batch: int = 32
@@ -77,6 +79,7 @@ class Stage1Config:
     ground_steps: int = 0
     ground_fraction: float = 0.75
     ground_lr: float = 3e-4
+    ground_tremor_fraction: float = 0.0
     grad_clip: float = 1.0
 
 
@@ -200,7 +203,8 @@ TEACHER_SIZES = ModelSizes(
 RECIPE_PRESETS: Registry[dict[str, Any]] = Registry("recipe preset")
 RECIPE_PRESETS.add("smoke", {
     "sizes": SMOKE_SIZES, "corpus_size": 48, "pool_size": 12, "log_every": 2,
-    "stage1": Stage1Config(encoder_steps=3, encoder_batch=4, steps=6, batch_size=2, ground_steps=2),
+    "stage1": Stage1Config(encoder_steps=3, encoder_batch=4, steps=6, batch_size=2, ground_steps=2,
+                           ground_tremor_fraction=0.5),
     "vae": VaeTrainConfig(steps=4, batch_size=4),
     "unet": UnetTrainConfig(steps=4, batch_size=8),
     "align": AlignConfig(steps=4, batch_size=4, replay_every=2, replay_batch=2),
@@ -212,14 +216,15 @@ RECIPE_PRESETS.add("smoke", {
 RECIPE_PRESETS.add("student", {
     "sizes": STUDENT_SIZES, "pool_size": 4096,
     "stage1": Stage1Config(encoder_steps=600, steps=2500, batch_size=8, lr=6e-4, ground_steps=900,
-                           ground_lr=6e-4),
+                           ground_lr=6e-4, ground_tremor_fraction=0.3),
     "vae": VaeTrainConfig(steps=800, batch_size=32, lr=1e-3),
     "unet": UnetTrainConfig(steps=3000, batch_size=64, lr=1e-3),
     "align": AlignConfig(steps=800, batch_size=16, lr_llm=2e-4),
 })
 _TEACHER = {
     "sizes": TEACHER_SIZES, "pool_size": 4096,
-    "stage1": Stage1Config(encoder_steps=300, encoder_lr=5e-4, steps=1000, batch_size=8, lr=4e-4, ground_steps=300),
+    "stage1": Stage1Config(encoder_steps=300, encoder_lr=5e-4, steps=1000, batch_size=8, lr=4e-4, ground_steps=300,
+                           ground_tremor_fraction=0.3),
     "vae": VaeTrainConfig(steps=500, batch_size=32, lr=5e-4),
     "unet": UnetTrainConfig(steps=2000, batch_size=64, lr=5e-4),
     "align": AlignConfig(steps=400, batch_size=16, lr_llm=1e-4),

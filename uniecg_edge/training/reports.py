@@ -28,7 +28,7 @@ _COUNT_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "ei
 _ORDINALS = {2: "second", 3: "third", 4: "fourth", 5: "fifth", 6: "sixth", 7: "seventh", 8: "eighth"}
 _TERRITORY_WORDS = {"anterior": "anterior", "inferior": "inferior", "lateral": "lateral", "diffuse": "diffuse"}
 _NOISE_PHRASES = {"baseline_mv": "baseline wander", "emg_mv": "muscle tremor artefact",
-                  "motion_mv": "electrode motion artefact"}
+                  "motion_mv": "electrode motion artefact", "tremor_mv": "limb tremor artefact"}
 
 
 def _n(value: float) -> int:

@@ -163,6 +163,7 @@ def train_grounding(parts: Components, batcher: Batcher, sampler: ExampleSampler
     s1 = cfg.stage1
     offset = ground_offset(cfg)
     styles = list(REPORT_STYLES)
+    sampler = sampler.with_augment(tremor_fraction=s1.ground_tremor_fraction)
 
     def step_fn(step: int) -> dict[str, torch.Tensor]:
         examples = _examples(sampler, step, s1.batch_size, offset)
