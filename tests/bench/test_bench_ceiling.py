@@ -99,3 +99,21 @@ def test_torch_weight_bytes_reads_the_table_only_when_it_is_the_output_projectio
     assert torch_weight_bytes(untied) == total - table.numel() * 4 + table.shape[1] * 4
     tied = build_llm(tiny_qwen2(256))
     assert torch_weight_bytes(tied) == sum(p.numel() * 4 for p in tied.parameters())  # shared table counted once
+
+
+def test_ceiling_verdicts_use_the_higher_bandwidth_probe() -> None:
+    from uniecg_edge.bench.ceiling import judge_at_highest_bandwidth
+
+    comparisons = {
+        "ceiling_fraction_qwen2-0.5b_onnxruntime_int4": {"label": "int4 decode", "value": 0.6, "target": 0.5,
+                                                         "passed": True, "unit": "fraction"},
+        "decode_speedup_int8": {"label": "int8 vs fp32", "value": 3.0, "target": 2.0, "passed": True},
+    }
+    judged = judge_at_highest_bandwidth(comparisons, 45.0, 90.0)
+    item = judged["ceiling_fraction_qwen2-0.5b_onnxruntime_int4"]
+    assert item["value"] == pytest.approx(0.3) and item["passed"] is False
+    assert item["value_at_start_bandwidth"] == 0.6 and item["bandwidth_gb_s"] == 90.0 and "90.0 GB/s" in item["label"]
+    assert judged["decode_speedup_int8"] == comparisons["decode_speedup_int8"]  # not a ceiling: untouched
+    # a lower (or missing) end probe leaves the verdict on the start probe
+    assert judge_at_highest_bandwidth(comparisons, 45.0, 40.0) is comparisons
+    assert judge_at_highest_bandwidth(comparisons, 45.0, None) is comparisons

@@ -21,7 +21,7 @@ from .. import __version__
 from ..data import EXAMPLE_RECORD
 from ..errors import ConfigError, UniEcgError
 from .adapters import ADAPTERS, AdapterOptions
-from .ceiling import DEVICE_PROFILES
+from .ceiling import DEVICE_PROFILES, judge_at_highest_bandwidth
 from .machine import collect_machine, load_average, usable_cores
 from .memory import PeakMemory
 from .report import BENCH_FORMAT, BENCH_FORMAT_VERSION
@@ -292,6 +292,8 @@ def run_bench(config: BenchConfig, progress: Progress | None = None) -> dict[str
         from .bandwidth import measure_bandwidth
 
         result["bandwidth_after"] = measure_bandwidth(usable_cores())
+        result["comparisons"] = judge_at_highest_bandwidth(result.get("comparisons") or {}, bandwidth["gb_per_s"],
+                                                           result["bandwidth_after"]["gb_per_s"])
     return result
 
 

@@ -32,7 +32,7 @@ from .. import __version__
 from ..errors import UniEcgError
 from ..registry import Registry
 from .adapters import ADAPTERS, AdapterOptions, KvLayout
-from .ceiling import decoder_ceiling, onnx_weight_bytes, torch_weight_bytes
+from .ceiling import CEILING_COMPARISON_PREFIX, decoder_ceiling, onnx_weight_bytes, torch_weight_bytes
 from .memory import PeakMemory
 from .timing import TimingConfig, measure
 
@@ -389,7 +389,7 @@ def _ceiling_comparison(study: ScaleStudy) -> dict[str, Any]:
     name, backend, precision, target = CEILING_TARGET
     for row in study.rows["model_size"]:
         if (row["decoder"], row["backend"], row["precision"]) == (name, backend, precision):
-            return {f"ceiling_fraction_{name}_{backend}_{precision}": {
+            return {f"{CEILING_COMPARISON_PREFIX}{name}_{backend}_{precision}": {
                 "label": f"{name} {backend} {precision} decode: fraction of the bandwidth ceiling "
                          f"({row['tokens_per_s']:.1f} of {row['ceiling_tokens_per_s']:.1f} tok/s)",
                 "value": row["ceiling_fraction"], "target": target, "passed": row["ceiling_fraction"] >= target,
