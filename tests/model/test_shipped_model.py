@@ -69,3 +69,14 @@ def test_generates_the_requested_rate(pipeline, rate: int) -> None:
     assert np.max(np.abs(iii - (ii - i))) < 1e-5
     measured = analyze_record(out.record).measurements.heart_rate_bpm
     assert measured is not None and abs(measured - rate) <= 10, measured
+
+
+def test_the_shipped_model_exports_to_the_int8_bundle_the_demo_runs(tmp_path) -> None:
+    """The README's main job exports the shipped model with ``--int8`` and stops if a quantization gate fails."""
+    from uniecg_edge.export.exporter import ExportOptions, export_bundle
+
+    manifest = export_bundle(tmp_path / "bundle", shipped.verified_shipped_model(), ExportOptions(precision="int8"))
+    gates = manifest["gates"]
+    assert gates and all(g["passed"] is not False for g in gates.values()), gates
+    assert gates["ecg_token_cosine"]["value"] >= gates["ecg_token_cosine"]["threshold"]
+    assert manifest["graphs"]["decoder"]["quantization"]["float_nodes"]  # the down-projections stay fp32
