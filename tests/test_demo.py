@@ -278,4 +278,8 @@ def test_config_and_cache_key(tiny_model_dir):
     with pytest.raises(ConfigError, match="at least one analysis window"):
         DemoConfig(seconds=9.0)
     keys = {bundle_key(tiny_model_dir, "ab" * 32, p) for p in ("int8", "fp32")}
-    assert len(keys) == 2 and all(k.endswith(__version__) and "abababab" in k for k in keys)
+    from uniecg_edge.export.quantize import QUANTIZATION_REVISION
+
+    # a new package version or quantization method exports afresh instead of reusing an old bundle
+    assert len(keys) == 2 and all(k.endswith(f"{__version__}-q{QUANTIZATION_REVISION}") and "abababab" in k
+                                  for k in keys)

@@ -78,7 +78,9 @@ class ScaleDecoder:
         else:
             source = json.dumps(self.config, sort_keys=True)
         digest = hashlib.sha256(f"{source}|seed={SEED}".encode()).hexdigest()[:12]
-        return f"{self.name}-{digest}-{__version__}"
+        from ..export.quantize import QUANTIZATION_REVISION
+
+        return f"{self.name}-{digest}-{__version__}-q{QUANTIZATION_REVISION}"
 
 
 def _llama_45m() -> dict[str, Any]:

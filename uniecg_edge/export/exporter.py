@@ -30,6 +30,7 @@ from ..errors import BackendUnavailableError, ConfigError
 from .bundle import BUNDLE_FORMAT, CONFIG_NAME, FORMAT_VERSION, check_output_folder, staged_bundle, write_manifest
 from .onnx_export import DEFAULT_OPSET, export_graph
 from .parity import GREEDY_TOKENS, ParityError, RealInputs, check_graph, check_greedy
+from .quantize import QUANTIZATION_REVISION
 from .runtime_config import build_runtime_config
 from .spec import GraphSpec, graph_specs
 
@@ -237,6 +238,7 @@ def export_bundle(out: str | os.PathLike[str], model_dir: str | os.PathLike[str]
             "format": BUNDLE_FORMAT, "format_version": FORMAT_VERSION,
             "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "package_version": __version__, "precision": opts.precision, "opset": opts.opset,
+            "quantization_revision": QUANTIZATION_REVISION,
             "source_model": {"name": model.config.name, "sha256": checkpoint_sha256(source),
                              "trained": model.config.trained, "licence": model.config.licence},
             "licence": model.config.licence, "tool_versions": tool_versions(),

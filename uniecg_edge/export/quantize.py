@@ -288,6 +288,11 @@ def _fp16(job: QuantJob) -> dict[str, Any]:
 
 
 # ---- int8 ----------------------------------------------------------------------------------------------------------
+# Bumped whenever a precision's graphs change for the same checkpoint, so cached bundles and benchmark graphs made
+# by an earlier method are not reused (part of their cache keys and of the bundle manifest).
+# 1: first methods; 2: int8 dynamic keeps the activation-product down-projections fp32.
+QUANTIZATION_REVISION = 2
+
 DYNAMIC_OP_TYPES = ("MatMul", "Gemm")
 DYNAMIC_TABLE_OP_TYPES = ("Gather",)  # the token table: int8 rows, dequantized after the gather
 STATIC_OP_TYPES = ("MatMul", "Gemm", "Conv")
