@@ -53,22 +53,45 @@ def test_reads_the_shipped_sinus_record(pipeline) -> None:
     assert "sinus rhythm" in text.lower(), text
 
 
-WEAK_RATE_CONTROL = pytest.mark.xfail(
-    strict=True, reason="the shipped model's heart-rate control is weak away from ~90-100 bpm: 8 of 27 requests "
-    "from 50 to 130 bpm within 10 bpm (benchmarks/eval_model.py; issue 6 asks for 80 %)")
+RATES = (50, 70, 90, 110, 130)
+SEEDS = (1, 2)
 
 
-@pytest.mark.parametrize("rate", [pytest.param(55, marks=WEAK_RATE_CONTROL), 100])
-def test_generates_the_requested_rate(pipeline, rate: int) -> None:
+@pytest.fixture(scope="module")
+def generated_rates(pipeline) -> dict[int, list[float | None]]:
+    """Seed -> the DSP's heart rate of the ECG generated for each requested rate (DDIM 50, the shipped sampler)."""
     from uniecg_edge.dsp import analyze_record
     from uniecg_edge.leads import STANDARD_LEADS
 
-    out = pipeline.generate(f"sinus rhythm, ventricular rate of {rate} bpm", hr=rate, age=50, sex="F", seed=1)
-    signal = out.record.signal
-    i, ii, iii = (signal[STANDARD_LEADS.index(name)] for name in ("I", "II", "III"))
-    assert np.max(np.abs(iii - (ii - i))) < 1e-5
-    measured = analyze_record(out.record).measurements.heart_rate_bpm
-    assert measured is not None and abs(measured - rate) <= 10, measured
+    out: dict[int, list[float | None]] = {}
+    for seed in SEEDS:
+        out[seed] = []
+        for rate in RATES:
+            record = pipeline.generate(f"sinus rhythm, ventricular rate of {rate} bpm", hr=rate, age=50, sex="F",
+                                       seed=seed).record
+            i, ii, iii = (record.signal[STANDARD_LEADS.index(name)] for name in ("I", "II", "III"))
+            assert np.max(np.abs(iii - (ii - i))) < 1e-5
+            out[seed].append(analyze_record(record).measurements.heart_rate_bpm)
+    return out
+
+
+def test_the_generated_rate_follows_the_request(generated_rates) -> None:
+    """For each seed, faster requests give faster ECGs (a UNet that ignored its condition gives one rate per seed)."""
+    from scipy.stats import spearmanr
+
+    for seed, measured in generated_rates.items():
+        assert all(m is not None for m in measured), (seed, measured)
+        assert spearmanr(RATES, measured).statistic >= 0.8, (seed, measured)
+        assert np.mean(measured[-2:]) - np.mean(measured[:2]) >= 20, (seed, measured)
+
+
+@pytest.mark.xfail(strict=True, reason="the shipped model compresses the rate range (here 50 -> ~55 but 130 -> ~90 "
+                   "bpm): 14 of 27 requests from 50 to 130 bpm within 10 bpm (benchmarks/eval_model.py); issue 6 "
+                   "asks for 80 %")
+def test_generation_meets_the_issue_6_rate_target(generated_rates) -> None:
+    hits = [m is not None and abs(m - r) <= 10 for measured in generated_rates.values()
+            for r, m in zip(RATES, measured, strict=True)]
+    assert np.mean(hits) >= 0.8, hits
 
 
 def test_the_shipped_model_exports_to_the_int8_bundle_the_demo_runs(tmp_path) -> None:

@@ -218,7 +218,7 @@ RECIPE_PRESETS.add("student", {
     "stage1": Stage1Config(encoder_steps=600, steps=2500, batch_size=8, lr=6e-4, ground_steps=900,
                            ground_lr=6e-4, ground_tremor_fraction=0.3),
     "vae": VaeTrainConfig(steps=800, batch_size=32, lr=1e-3),
-    "unet": UnetTrainConfig(steps=3000, batch_size=64, lr=1e-3),
+    "unet": UnetTrainConfig(steps=10000, batch_size=64, lr=1e-3),  # 3000: 30 % of requested rates within 10 bpm
     "align": AlignConfig(steps=800, batch_size=16, lr_llm=2e-4),
 })
 _TEACHER = {
