@@ -92,6 +92,21 @@ def test_thread_choice_follows_omp_and_the_free_cores() -> None:
     assert choose_threads({}, {"1min": 9.0}, 2) == (1, "2 usable cores, 1-minute load 9.00: 1 free")
 
 
+def test_thread_choice_prefers_the_cores_busy_now_over_the_lagging_load_average() -> None:
+    from uniecg_edge.bench.machine import busy_cores, parse_proc_stat
+
+    # /proc/stat as Linux writes it: cpu user nice system idle iowait irq softirq steal guest guest_nice
+    before = parse_proc_stat("cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 50 0 25 400 25 0 0 0 0 0\nintr 1 2\n")
+    after = parse_proc_stat("cpu  200 0 100 850 50 0 0 0 0 0\ncpu0 100 0 50 425 25 0 0 0 0 0\n")
+    assert before == (150, 1000) and after == (300, 1200)
+    assert busy_cores(before, after, 2) == 1.5  # 150 of 200 jiffies busy on 2 cores
+    assert parse_proc_stat("intr 1 2\n") is None
+    # a job that ended a minute ago still shows in the load average, not in the busy sample
+    assert choose_threads({}, {"1min": 0.9}, 2, busy=0.05) == (2, "2 usable cores, 0.05 busy now: 2 free")
+    assert choose_threads({}, None, 2, busy=1.6)[0] == 1
+    assert choose_threads({"OMP_NUM_THREADS": "1"}, None, 2, busy=0.0)[0] == 1
+
+
 def test_collect_machine_names_cpu_versions_and_load() -> None:
     machine = collect_machine(threads=1)
     assert machine["cpu"]["logical_cores"] >= 1 and machine["cpu"]["model"]

@@ -14,6 +14,7 @@ import platform
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -179,17 +180,56 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+BUSY_SAMPLE_S = 0.5  # how long choose_threads watches the CPUs when it can read /proc/stat
+
+
+def parse_proc_stat(text: str) -> tuple[int, int] | None:
+    """(busy, total) jiffies of the aggregate ``cpu`` line of ``/proc/stat`` (idle and iowait are not busy)."""
+    for line in text.splitlines():
+        fields = line.split()
+        if fields and fields[0] == "cpu" and len(fields) >= 5:
+            values = [int(v) for v in fields[1:9]]  # user nice system idle iowait irq softirq steal
+            idle = values[3] + (values[4] if len(values) > 4 else 0)
+            return sum(values) - idle, sum(values)
+    return None
+
+
+def busy_cores(before: tuple[int, int], after: tuple[int, int], cores: int) -> float:
+    """Cores kept busy between two ``parse_proc_stat`` samples (whole machine, this process included)."""
+    total = after[1] - before[1]
+    return 0.0 if total <= 0 else cores * (after[0] - before[0]) / total
+
+
+def sample_busy_cores(seconds: float = BUSY_SAMPLE_S) -> float | None:
+    """Cores busy right now, watched for ``seconds`` through ``/proc/stat``; ``None`` where it cannot be read."""
+    try:
+        before = parse_proc_stat(Path("/proc/stat").read_text())
+        time.sleep(seconds)
+        after = parse_proc_stat(Path("/proc/stat").read_text())
+    except OSError:
+        return None
+    if before is None or after is None:
+        return None
+    return busy_cores(before, after, os.cpu_count() or 1)
+
+
 def choose_threads(environ: dict[str, str] | None = None, load: dict[str, float] | None = None,
-                   cores: int | None = None) -> tuple[int, str]:
+                   cores: int | None = None, busy: float | None = None) -> tuple[int, str]:
     """Threads for torch and onnxruntime, and why: ``OMP_NUM_THREADS`` when set, else the usable cores that other
-    processes leave free (cores minus the 1-minute load average, rounded, at least 1). Threads that must share a
-    core with another busy process stall each other's barriers: on a loaded 2-core machine 2 torch threads ran
-    a decode step 10x slower than 1."""
+    processes leave free: the cores busy right now (a short ``/proc/stat`` sample) where that can be read, else
+    the 1-minute load average (which still counts a job that ended a minute ago); rounded, at least 1. Threads
+    that must share a core with another busy process stall each other's barriers: on a loaded 2-core machine
+    2 torch threads ran a decode step 10x slower than 1."""
     env = os.environ if environ is None else environ
     value = env.get("OMP_NUM_THREADS", "").strip()
     if value.isdigit() and int(value) > 0:
         return int(value), "OMP_NUM_THREADS"
     cores = usable_cores() if cores is None else cores
+    if busy is None and load is None:
+        busy = sample_busy_cores()
+    if busy is not None:
+        free = max(1, min(cores, cores - int(round(busy))))
+        return free, f"{cores} usable cores, {busy:.2f} busy now: {free} free"
     load = load_average() if load is None else load
     if not load:
         return cores, f"all {cores} usable cores (load unknown)"

@@ -54,7 +54,8 @@ def _steps(value: str | None) -> tuple[int, ...] | None:
               help="Windows taken from each record.")
 @click.option("--threads", type=click.IntRange(1, 1024), default=None,
               help="CPU threads for torch and onnxruntime (default: $OMP_NUM_THREADS, else the usable cores that "
-                   "other processes leave free: cores minus the 1-minute load average, at least 1).")
+                   "other processes leave free: cores minus those busy in a 0.5 s sample of /proc/stat, else "
+                   "minus the 1-minute load average; at least 1).")
 @click.option("--providers", default=None, metavar="LIST",
               help="onnxruntime execution providers, e.g. cuda,cpu (default: the runtime's choice).")
 @click.option("--device-profile", default=None, metavar="NAME",
