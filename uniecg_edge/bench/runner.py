@@ -106,12 +106,12 @@ def verify_bundles(paths: Sequence[Path]) -> list[Any]:
 
 def bench_bundle_dir(model_dir: Path | None, precision: str) -> tuple[Path, Path]:
     """(cache folder of the benchmark's exported bundle at ``precision``, the checkpoint it is exported from)."""
-    from ..export.quantize import QUANTIZATION_REVISION
+    from ..export.quantize import cache_tag
     from ..model.default import cache_root, default_model_dir
     from ..model.uniecg import checkpoint_sha256
 
     source = Path(model_dir) if model_dir is not None else default_model_dir()
-    key = f"{checkpoint_sha256(source)[:16]}-{__version__}-q{QUANTIZATION_REVISION}"
+    key = f"{checkpoint_sha256(source)[:16]}-{cache_tag()}"
     return cache_root() / "bench" / "bundles" / key / precision, source
 
 

@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
 from ..errors import UniEcgError
 from ..registry import Registry
 from .adapters import ADAPTERS, AdapterOptions, KvLayout
@@ -78,9 +77,9 @@ class ScaleDecoder:
         else:
             source = json.dumps(self.config, sort_keys=True)
         digest = hashlib.sha256(f"{source}|seed={SEED}".encode()).hexdigest()[:12]
-        from ..export.quantize import QUANTIZATION_REVISION
+        from ..export.quantize import cache_tag
 
-        return f"{self.name}-{digest}-{__version__}-q{QUANTIZATION_REVISION}"
+        return f"{self.name}-{digest}-{cache_tag()}"
 
 
 def _llama_45m() -> dict[str, Any]:

@@ -65,9 +65,9 @@ def _model_name(model_dir: Path) -> str:
 
 def bundle_key(model_dir: Path, checkpoint_sha: str, precision: str) -> str:
     """The cache folder name of ``model_dir`` (whose checksum is ``checkpoint_sha``) at ``precision``."""
-    from ..export.quantize import QUANTIZATION_REVISION
+    from ..export.quantize import cache_tag
 
-    return f"{_model_name(model_dir)}-{checkpoint_sha[:16]}-{precision}-{__version__}-q{QUANTIZATION_REVISION}"
+    return f"{_model_name(model_dir)}-{checkpoint_sha[:16]}-{precision}-{cache_tag()}"
 
 
 def cached_bundle_problem(path: Path, checkpoint_sha: str, precision: str) -> str | None:

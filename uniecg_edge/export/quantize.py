@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import __version__
 from ..errors import ConfigError, InputError
 from ..registry import Registry
 
@@ -293,6 +294,11 @@ def _fp16(job: QuantJob) -> dict[str, Any]:
 # 1: first methods; 2: int8 dynamic keeps activation-product down-projections fp32; 3: the decoder only its first.
 QUANTIZATION_REVISION = 3
 
+
+def cache_tag() -> str:
+    """What a cached exported graph depends on besides its checkpoint: the package version and this revision."""
+    return f"{__version__}-q{QUANTIZATION_REVISION}"
+
 DYNAMIC_OP_TYPES = ("MatMul", "Gemm")
 DYNAMIC_TABLE_OP_TYPES = ("Gather",)  # the token table: int8 rows, dequantized after the gather
 STATIC_OP_TYPES = ("MatMul", "Gemm", "Conv")
@@ -324,6 +330,11 @@ def _int8_dynamic(job: QuantJob) -> dict[str, Any]:
             "quantized_nodes": count, "float_nodes": keep_float}
 
 
+def constant_names(graph: Any) -> set[str]:
+    """Names of the graph's constant tensors: initializers and ``Constant`` node outputs."""
+    return {t.name for t in graph.initializer} | {o for n in graph.node if n.op_type == "Constant" for o in n.output}
+
+
 PER_TOKEN_GRAPHS = ("decoder",)  # run once per generated token: speed decides what may stay fp32
 
 
@@ -336,11 +347,10 @@ def gated_product_matmuls(graph: Any) -> list[str]:
     states to a cosine of 0.985 against fp32 (gate: 0.99). In graph order, so the first is the first layer's. The
     decoder keeps only that one fp32 (the outliers of decoder LLMs concentrate in early layers' down-projections,
     Sun et al. 2024, "Massive activations"): cosine 0.993 (the last layer's alone: 0.987; all four: 0.998 but
-    int8 decoding then fell to 1.9x torch fp32 instead of 3.2x); the other graphs, run once per window or request,
+    int8 decoding then fell to 1.86x torch fp32 instead of 3.57x); the other graphs, run once per window or request,
     keep all of theirs.
     """
-    constants = {t.name for t in graph.initializer}
-    constants |= {o for n in graph.node if n.op_type == "Constant" for o in n.output}
+    constants = constant_names(graph)
     producer = {o: n for n in graph.node for o in n.output}
 
     def activation_product(name: str) -> bool:
@@ -357,8 +367,7 @@ def weight_nodes(graph: Any, op_types: Iterable[str]) -> list[str]:
     honoured there): attention probabilities over ~150 positions (~0.007 each) then round to multiples of 1/127
     and the default decoder's logits drift by 32 % instead of 1.6 %.
     """
-    constants = {t.name for t in graph.initializer}
-    constants |= {o for n in graph.node if n.op_type == "Constant" for o in n.output}
+    constants = constant_names(graph)
     wanted = set(op_types)
     return [n.name for n in graph.node if n.op_type in wanted and len(n.input) > 1 and n.input[1] in constants]
 
