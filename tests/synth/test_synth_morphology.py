@@ -138,3 +138,52 @@ def test_st_shift_shows_in_its_territory_and_matches_truth(territory: str, most_
     assert measured.min() < 0  # reciprocal depression somewhere
     depressed = synthesize(SynthConfig(**{**base.__dict__, "st_shift_mv": -0.15, "st_territory": territory}), 4.0)
     assert f"ST depression, {territory}" in depressed.truth["statements"]
+
+
+def _p_wave(result, lead: str, beat: int = 2) -> np.ndarray:
+    """Lead ``lead`` from the beat's P onset to its QRS onset (the P wave and the PR segment)."""
+    s = result.record.signal[LEAD[lead]].astype(np.float64)
+    p_onset = int(result.truth["p_onsets"][beat])
+    qrs_onset = int(next(q for q in result.truth["qrs_onsets"] if q > p_onset))
+    return s[p_onset:qrs_onset] - s[p_onset]
+
+
+def _t_peak(result, lead: str, beat: int = 2) -> float:
+    s = result.record.signal[LEAD[lead]].astype(np.float64)
+    onset = int(result.truth["qrs_onsets"][beat])
+    qt = int(result.truth["qt_ms"] * FS / 1000.0)
+    segment = s[onset + qt // 2:onset + qt]
+    return float(np.abs(segment - s[onset]).max())
+
+
+def test_p_and_t_wave_shape_settings_reshape_only_their_waves() -> None:
+    base = dict(hr_bpm=60.0, pr_ms=200.0, seed=7, hrv_scale=0.0)
+    reference = synthesize(SynthConfig(**base), 5.0)
+    taller = synthesize(SynthConfig(**base, p_scale=2.0), 5.0)
+    assert np.ptp(_p_wave(taller, "II")) == pytest.approx(2.0 * np.ptp(_p_wave(reference, "II")), rel=0.02)
+    assert np.array_equal(taller.r_peaks, reference.r_peaks)
+    assert _t_peak(taller, "II") == pytest.approx(_t_peak(reference, "II"), rel=0.01)
+
+    flat_t = synthesize(SynthConfig(**base, t_scale=0.3), 5.0)
+    assert _t_peak(flat_t, "II") == pytest.approx(0.3 * _t_peak(reference, "II"), rel=0.05)
+    assert np.allclose(_p_wave(flat_t, "II"), _p_wave(reference, "II"), atol=1e-4)
+
+    def width_above_half(result) -> int:
+        p = np.abs(_p_wave(result, "II"))
+        return int((p >= 0.5 * p.max()).sum())
+
+    wide = synthesize(SynthConfig(**base, p_duration_ms=130.0), 5.0)
+    assert width_above_half(wide) > width_above_half(reference) * 1.15
+
+    turned = synthesize(SynthConfig(**base, p_axis_shift_deg=-40.0), 5.0)  # towards lead I, away from III
+    ratio = [np.ptp(_p_wave(r, "I")) / np.ptp(_p_wave(r, "III")) for r in (reference, turned)]
+    assert ratio[1] > 1.5 * ratio[0]
+
+
+@pytest.mark.parametrize("field, value", [("p_scale", -0.1), ("p_scale", 3.5), ("p_duration_ms", 40.0),
+                                          ("p_axis_shift_deg", 90.0), ("t_scale", 4.0)])
+def test_wave_shape_settings_out_of_range_are_refused(field: str, value: float) -> None:
+    from uniecg_edge.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=field):
+        SynthConfig(**{field: value})

@@ -114,3 +114,45 @@ def test_tremor_augmentation_adds_only_a_tremor_to_the_same_example() -> None:
         AugmentConfig(tremor_fraction=1.5)
     with pytest.raises(ConfigError, match="tremor_hz_range"):
         AugmentConfig(tremor_hz_range=(2.0, 9.0))
+
+
+def test_morphology_augmentation_reshapes_p_and_t_of_the_same_example() -> None:
+    from uniecg_edge.training.augment import MORPHOLOGY_RANGES, draw_morphology
+
+    plain = ExampleSampler(5)
+    reshaped = plain.with_augment(morphology_fraction=1.0)
+    for index in range(4):
+        a, b = plain.example("train", index), reshaped.example("train", index)
+        assert a.truth["rhythm"] == b.truth["rhythm"] and a.truth["hr_bpm"] == b.truth["hr_bpm"]
+        assert a.truth["axis_deg"] == b.truth["axis_deg"] and a.truth["qrs_ms"] == b.truth["qrs_ms"]
+        assert not np.array_equal(a.ecg, b.ecg)
+        assert np.allclose(b.ecg[2], b.ecg[1] - b.ecg[0], atol=1e-5)
+    none = plain.with_augment(morphology_fraction=0.0)
+    assert np.array_equal(none.example("train", 3).ecg, plain.example("train", 3).ecg)
+
+    config = AugmentConfig(morphology_fraction=1.0)
+    rng = np.random.default_rng(0)
+    draws = [draw_morphology(rng, config) for _ in range(200)]
+    for name, field in MORPHOLOGY_RANGES.items():
+        low, high = getattr(config, name)
+        values = np.array([d[field] for d in draws])
+        assert values.min() >= low and values.max() <= high and values.max() - values.min() > 0.5 * (high - low)
+    some = [draw_morphology(rng, AugmentConfig(morphology_fraction=0.3)) for _ in range(400)]
+    assert 0.2 < np.mean([bool(d) for d in some]) < 0.4
+    with pytest.raises(ConfigError, match="morphology_fraction"):
+        AugmentConfig(morphology_fraction=-0.1)
+    with pytest.raises(ConfigError, match="t_scale_range"):
+        AugmentConfig(t_scale_range=(1.5, 0.2))
+
+
+def test_partial_view_keeps_one_stretch_and_blanks_the_rest() -> None:
+    from uniecg_edge.training.augment import partial_view
+
+    ecg = np.random.default_rng(1).standard_normal((12, 5000)).astype(np.float32) + 5.0  # never zero
+    rng = np.random.default_rng(2)
+    for _ in range(20):
+        out = partial_view(ecg, rng, (3.0, 6.0))
+        kept = np.flatnonzero(out[0])
+        assert 1500 <= kept.size <= 3000 and kept[-1] - kept[0] + 1 == kept.size  # one stretch, 3-6 s
+        assert np.array_equal(out[:, kept], ecg[:, kept]) and not out[:, out[0] == 0].any()
+    assert np.array_equal(partial_view(ecg, rng, (10.0, 10.0)), ecg)

@@ -82,3 +82,14 @@ def test_recipe_config_round_trips_through_json_and_rejects_unknown_keys() -> No
         recipe_config("huge")
     with pytest.raises(ConfigError, match="seed"):
         recipe_config("smoke", seed=-1)
+
+
+@pytest.mark.parametrize("changes, field", [({"ground_partial_fraction": 1.2}, "ground_partial_fraction"),
+                                            ({"ground_morphology_fraction": -0.5}, "ground_morphology_fraction"),
+                                            ({"ground_partial_s": (6.0, 3.0)}, "ground_partial_s"),
+                                            ({"ground_partial_s": (0.0, 3.0)}, "ground_partial_s")])
+def test_grounding_augmentation_settings_out_of_range_are_refused(changes: dict, field: str) -> None:
+    from uniecg_edge.training.presets import Stage1Config
+
+    with pytest.raises(ConfigError, match=field):
+        Stage1Config(**changes)

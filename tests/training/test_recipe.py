@@ -91,3 +91,30 @@ def test_the_estimate_scales_each_phase_by_its_full_step_count(smoke_run: tuple[
     assert estimate["phases_s"]["stage1_lm"] == pytest.approx(lm["seconds"] / smoke.stage1.steps * full.stage1.steps,
                                                               abs=0.1)
     assert estimate["total_s"] == pytest.approx(sum(estimate["phases_s"].values()), abs=1.0)
+
+
+def test_two_jobs_train_the_same_weights_as_one(smoke_run: tuple[Path, dict, float], tmp_path: Path) -> None:
+    from safetensors.numpy import load_file
+
+    out, metrics, _ = smoke_run
+    parallel = run_recipe(recipe_config("smoke", seed=0), tmp_path / "run", jobs=2)
+    assert parallel["jobs"] == 2 and metrics["jobs"] == 1
+    for stage in ("stage2_vae", "stage2_unet", "stage1_ground", "stage2_align"):
+        assert (tmp_path / "run" / "work" / stage / "done.json").is_file()
+    files = sorted(p.relative_to(out / "model") for p in (out / "model").rglob("*.safetensors"))
+    assert files and files == sorted(p.relative_to(tmp_path / "run" / "model")
+                                     for p in (tmp_path / "run" / "model").rglob("*.safetensors"))
+    for name in files:
+        one, two = load_file(out / "model" / name), load_file(tmp_path / "run" / "model" / name)
+        assert one.keys() == two.keys() and all(np.array_equal(one[k], two[k]) for k in one), name
+    with pytest.raises(ConfigError, match="jobs"):
+        run_recipe(recipe_config("smoke", seed=0), tmp_path / "other", jobs=3)
+
+
+def test_with_two_jobs_the_estimate_counts_the_longer_branch() -> None:
+    from uniecg_edge.training.estimate import wall_seconds
+
+    phases = {"data": 100.0, "stage1_encoder": 50.0, "stage1_lm": 300.0, "stage1_ground": 100.0,
+              "stage2_vae": 40.0, "stage2_unet": 500.0, "stage2_align": 80.0}
+    assert wall_seconds(phases, 1) == pytest.approx(1170.0)
+    assert wall_seconds(phases, 2) == pytest.approx(1170.0 - 450.0)  # stage 1 (450 s) beside VAE + UNet (540 s)

@@ -92,6 +92,11 @@ class SynthConfig:
     af_irregularity: float = 0.25  # coefficient of variation of the AF RR intervals
     fwave_mv: float = 0.1  # AF fibrillatory waves, peak-to-peak in V1 (about)
     flutter_wave_mv: float = 0.25  # flutter F waves, peak-to-peak in lead II
+    # Per-record beat shape, all 1 / default for the reference morphology.
+    p_scale: float = 1.0  # sinus P wave amplitude factor
+    p_duration_ms: float = 100.0  # sinus P wave duration
+    p_axis_shift_deg: float = 0.0  # sinus P vector rotated in the frontal plane
+    t_scale: float = 1.0  # T wave amplitude factor
 
     def __post_init__(self) -> None:
         from .morphology import CONDUCTIONS, ST_TERRITORIES
@@ -120,6 +125,10 @@ class SynthConfig:
         _check_range("af_irregularity", self.af_irregularity, 0.0, 0.4)
         _check_range("fwave_mv", self.fwave_mv, 0.0, 1.0)
         _check_range("flutter_wave_mv", self.flutter_wave_mv, 0.0, 1.0)
+        _check_range("p_scale", self.p_scale, 0.0, 3.0)
+        _check_range("p_duration_ms", self.p_duration_ms, 60.0, 160.0)
+        _check_range("p_axis_shift_deg", self.p_axis_shift_deg, -60.0, 60.0)
+        _check_range("t_scale", self.t_scale, 0.0, 3.0)
         for name in ("seed", "av_block_ratio", "flutter_conduction"):
             value = getattr(self, name)
             if not isinstance(value, numbers.Integral) or isinstance(value, bool):

@@ -207,7 +207,8 @@ class BeatMorphology:
         t_peak = qt_s - WAVE_EDGE_SIGMAS * sigma_r
         # The T wave starts no earlier than 20 ms after the J point, however short the QT.
         sigma_l = min(T_LEFT_RIGHT_RATIO * sigma_r, (t_peak - qrs_s - 0.02) / WAVE_EDGE_SIGMAS)
-        gaussians.append((t_peak, sigma_l, sigma_r, t_dir * template.t_amplitude_mv * self.scale))
+        t_vector = t_dir * template.t_amplitude_mv * self.scale * self.config.t_scale
+        gaussians.append((t_peak, sigma_l, sigma_r, t_vector))
         st = st_vector + t_dir * template.discordant_st_mv * self.scale
         return Complex(template.label, qrs_s, qt_s, r_offset_s, tuple(gaussians), st)
 
@@ -217,15 +218,19 @@ class BeatMorphology:
         return 1.0 + 0.04 * respiration + 0.01 * float(self.rng.standard_normal())
 
     def p_waves(self, onset_s: float, ectopic: bool, gain: float) -> list[Wave]:
+        config = self.config
         if ectopic:
             specs: tuple[WaveSpec, ...] = (WaveSpec(0.5, 0.18, 0.15, ECTOPIC_P_FOCI.get(self.ectopic_p_focus)),)
+            duration_s, factor, rotation = P_DURATION_S, 1.0, 0.0
         else:
             specs = _SINUS_P
+            duration_s, factor = config.p_duration_ms / 1000.0, config.p_scale
+            rotation = math.radians(config.p_axis_shift_deg)
         waves: list[Wave] = []
         for w in specs:
-            sigma = w.sigma * P_DURATION_S
-            vector = unit(w.direction) * w.amplitude_mv * self.scale * gain
-            waves.append(GaussianWave(onset_s + w.center * P_DURATION_S, sigma, sigma, vector))
+            sigma = w.sigma * duration_s
+            vector = rotate_frontal(unit(w.direction), rotation) * w.amplitude_mv * self.scale * factor * gain
+            waves.append(GaussianWave(onset_s + w.center * duration_s, sigma, sigma, vector))
         return waves
 
     def ventricular_waves(self, onset_s: float, ectopic: bool, gain: float) -> tuple[list[Wave], float]:

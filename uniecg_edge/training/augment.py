@@ -9,12 +9,19 @@ its own. Time shifts come from cropping a longer simulated record at a random of
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
 from ..errors import ConfigError
 from ..leads import STANDARD_LEADS, derive_limb_leads
 from ..synth import NoiseConfig
+
+_RANGES = ("amplitude_range", "tremor_hz_range", "p_scale_range", "p_duration_range_ms", "p_axis_shift_range_deg",
+           "t_scale_range")
+# AugmentConfig range -> the SynthConfig field it draws (the simulator checks the values' own bounds)
+MORPHOLOGY_RANGES = {"p_scale_range": "p_scale", "p_duration_range_ms": "p_duration_ms",
+                     "p_axis_shift_range_deg": "p_axis_shift_deg", "t_scale_range": "t_scale"}
 
 
 @dataclass(frozen=True)
@@ -32,23 +39,33 @@ class AugmentConfig:
     tremor_fraction: float = 0.0  # records given a limb tremor (drawn apart: 0 leaves every other draw unchanged)
     tremor_mv: float = 0.1
     tremor_hz_range: tuple[float, float] = (4.0, 10.0)
+    morphology_fraction: float = 0.0  # records whose P and T waves are reshaped (drawn apart, like the tremor)
+    p_scale_range: tuple[float, float] = (0.3, 2.0)
+    p_duration_range_ms: tuple[float, float] = (80.0, 130.0)
+    p_axis_shift_range_deg: tuple[float, float] = (-40.0, 40.0)
+    t_scale_range: tuple[float, float] = (0.2, 1.5)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "amplitude_range", tuple(float(v) for v in self.amplitude_range))
-        object.__setattr__(self, "tremor_hz_range", tuple(float(v) for v in self.tremor_hz_range))
+        for name in _RANGES:
+            object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
         low, high = self.amplitude_range
         if not 0 < low <= high:
             raise ConfigError(f"AugmentConfig: amplitude_range must be 0 < low <= high, got {self.amplitude_range}")
         for name in ("lead_gain_sd", "max_shift_s", "baseline_mv", "mains_mv", "emg_mv", "motion_mv", "tremor_mv"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"AugmentConfig: {name} must be >= 0, got {getattr(self, name)!r}")
-        for name in ("clean_fraction", "tremor_fraction"):
+        for name in ("clean_fraction", "tremor_fraction", "morphology_fraction"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"AugmentConfig: {name} must be in 0..1, got {getattr(self, name)!r}")
         low, high = self.tremor_hz_range
         if not 3.0 <= low <= high <= 12.0:
             raise ConfigError("AugmentConfig: tremor_hz_range must be 3 <= low <= high <= 12, "
                               f"got {self.tremor_hz_range}")
+
+        for name in _RANGES:
+            low, high = getattr(self, name)
+            if low > high:
+                raise ConfigError(f"AugmentConfig: {name} must be (low, high) with low <= high, got {(low, high)}")
 
     @classmethod
     def none(cls) -> AugmentConfig:
@@ -82,6 +99,29 @@ def add_tremor(noise: NoiseConfig, rng: np.random.Generator, config: AugmentConf
         return noise
     return replace(noise, tremor_mv=float(rng.uniform(0.3, 1.0)) * config.tremor_mv,
                    tremor_hz=float(rng.uniform(*config.tremor_hz_range)))
+
+
+def draw_morphology(rng: np.random.Generator, config: AugmentConfig) -> dict[str, Any]:
+    """``SynthConfig`` overrides reshaping the P and T waves for a ``morphology_fraction`` of records, else none.
+    Real P waves differ in size, width and axis and T waves in size from the simulator's single shape; a model that
+    learnt that one P shape reads any other as "no P waves" (atrial fibrillation on the Chapman-Shaoxing sinus
+    records). ``rng`` is a stream of its own, so the record is otherwise the one drawn without it."""
+    if config.morphology_fraction <= 0 or float(rng.random()) >= config.morphology_fraction:
+        return {}
+    return {field: float(rng.uniform(*getattr(config, name))) for name, field in MORPHOLOGY_RANGES.items()}
+
+
+def partial_view(ecg: np.ndarray, rng: np.random.Generator, seconds: tuple[float, float],
+                 fs: float = 500.0) -> np.ndarray:
+    """``ecg`` (12, n) with everything outside one random stretch of ``seconds`` (low, high) set to zero. Used with
+    an evidence line measured on the whole window: the beats the model cannot see are known only from the line, so
+    it learns to read the line's RR regularity and P waves instead of guessing the rhythm from the wave shapes."""
+    n = ecg.shape[1]
+    keep = min(n, int(round(float(rng.uniform(*seconds)) * fs)))
+    start = int(rng.integers(0, n - keep + 1))
+    out = np.zeros_like(ecg)
+    out[:, start:start + keep] = ecg[:, start:start + keep]
+    return out
 
 
 def jitter_gains(signal: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:

@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..leads import STANDARD_LEADS
 from ..synth import SynthConfig, synthesize
-from .augment import AugmentConfig, add_tremor, draw_noise, jitter_gains
+from .augment import AugmentConfig, add_tremor, draw_morphology, draw_noise, jitter_gains
 from .labels import findings_labels
 from .reports import write_report
 from .scenarios import draw_scenario
@@ -70,7 +70,8 @@ class TrainingExample:
         return list(self.truth["labels"])
 
 
-_SUBSTREAMS = {"tremor": 1}  # draws kept apart from an example's main stream, so adding them changes nothing else
+# draws kept apart from an example's main stream, so adding them changes nothing else
+_SUBSTREAMS = {"tremor": 1, "morphology": 2}
 
 
 def example_rng(seed: int, stream: str, index: int, substream: str | None = None) -> np.random.Generator:
@@ -97,9 +98,10 @@ class ExampleSampler:
         age = round(float(rng.uniform(*cfg.age_range)))
         sex = "M" if float(rng.random()) < 0.5 else "F"
         noise = add_tremor(draw_noise(rng, cfg.augment), example_rng(self.seed, stream, index, "tremor"), cfg.augment)
+        morphology = draw_morphology(example_rng(self.seed, stream, index, "morphology"), cfg.augment)
         synth_cfg = SynthConfig(
-            **draw.overrides, noise=noise, fs=cfg.fs, seed=int(rng.integers(2**31 - 1)), age=age, sex=sex,
-            hrv_scale=float(rng.uniform(0.3, 1.5)), resp_rate_bpm=float(rng.uniform(10.0, 22.0)),
+            **draw.overrides, **morphology, noise=noise, fs=cfg.fs, seed=int(rng.integers(2**31 - 1)), age=age,
+            sex=sex, hrv_scale=float(rng.uniform(0.3, 1.5)), resp_rate_bpm=float(rng.uniform(10.0, 22.0)),
         )
         max_shift = int(round(cfg.augment.max_shift_s * cfg.fs))
         result = synthesize(synth_cfg, cfg.duration_s + max_shift / cfg.fs)

@@ -67,6 +67,10 @@ def _recipe(config: dict[str, Any], metrics: dict[str, Any], command: str | None
             ("stage 1 language steps", config.get("stage1", {}).get("steps")),
             ("stage 1 grounding steps (DSP evidence in the prompt)", config.get("stage1", {}).get("ground_steps")),
             ("share of grounding ECGs with a limb tremor", config.get("stage1", {}).get("ground_tremor_fraction")),
+            ("share of grounding ECGs with reshaped P and T waves",
+             config.get("stage1", {}).get("ground_morphology_fraction")),
+            ("share of grounded prompts showing part of the ECG (the rest from the line)",
+             config.get("stage1", {}).get("ground_partial_fraction")),
             ("stage 2 VAE steps", config.get("vae", {}).get("steps")),
             ("stage 2 UNet steps", config.get("unet", {}).get("steps")),
             ("stage 2 [ECG]-token alignment steps", config.get("align", {}).get("steps")),
@@ -76,7 +80,9 @@ def _recipe(config: dict[str, Any], metrics: dict[str, Any], command: str | None
     if stage_seconds:  # each phase's own clock, kept in its done.json: right for a run resumed in pieces too
         rows.append(("training time", f"{sum(stage_seconds) / 60:.0f} min of training steps (all phases, data "
                      f"simulation and evaluation aside) on {metrics.get('torch_threads')} torch thread(s) of the "
-                     "2-core x86-64 development machine"))
+                     "2-core x86-64 development machine"
+                     + ("; the VAE and UNet trained in a second process beside stage 1 (`--jobs 2`)"
+                        if metrics.get("jobs") == 2 else "")))
     lines += _table([(k, v) for k, v in rows if v is not None], ("setting", "value"))
     return lines + [""]
 
@@ -167,7 +173,8 @@ def render_model_card(model: Any, side: dict[str, dict[str, Any]], *, weight_byt
              "## Data", "",
              "Simulated 10 s, 500 Hz, 12-lead ECGs from the package's own generator (`uniecg_edge.synth`, drawn by "
              "`uniecg_edge.training.scenarios`), ages and both sexes, with baseline wander, mains, muscle and "
-             "electrode-motion noise (and, in the grounding phase, a limb tremor that looks like fibrillatory waves) "
+             "electrode-motion noise (and, in the grounding phase, a limb tremor that looks like fibrillatory waves, "
+             "reshaped P and T waves, and prompts that show part of the ECG beside the DSP's evidence line) "
              "and augmentation; each with an evidence-based report written from its "
              "ground truth (`uniecg_edge.training.reports`). Findings it covers: " + _labels() + ".",
              "The real records in `../shared/data/ecg` were used for validation only.", "",

@@ -65,7 +65,10 @@ class Stage1Config:
     phase that continues encoder, projector and LLM on prompts carrying the DSP's evidence line (``grounding.py``)
     for a ``ground_fraction`` of the examples, and marks the model ``grounded``. ``ground_tremor_fraction`` of the
     grounding phase's ECGs carry a limb tremor (``AugmentConfig.tremor_fraction``), a look-alike of fibrillatory
-    waves, so that the rhythm is read from RR regularity and P waves (the line's evidence) rather than the baseline."""
+    waves, so that the rhythm is read from RR regularity and P waves (the line's evidence) rather than the baseline.
+    ``ground_morphology_fraction`` of them have reshaped P and T waves (``AugmentConfig.morphology_fraction``), and
+    ``ground_partial_fraction`` of the prompts with a line show the model only ``ground_partial_s`` seconds of the
+    ECG (``augment.partial_view``; the line is measured on all of it), so the rhythm must be read from the line."""
 
     encoder_steps: int = 300
     encoder_batch: int = 32
@@ -80,7 +83,20 @@ class Stage1Config:
     ground_fraction: float = 0.75
     ground_lr: float = 3e-4
     ground_tremor_fraction: float = 0.0
+    ground_morphology_fraction: float = 0.0
+    ground_partial_fraction: float = 0.0
+    ground_partial_s: tuple[float, float] = (3.0, 6.0)
     grad_clip: float = 1.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ground_partial_s", tuple(float(v) for v in self.ground_partial_s))
+        low, high = self.ground_partial_s
+        if not 0 < low <= high <= 10:
+            raise ConfigError(f"Stage1Config: ground_partial_s must be 0 < low <= high <= 10, got {(low, high)}")
+        for name in ("ground_fraction", "ground_tremor_fraction", "ground_morphology_fraction",
+                     "ground_partial_fraction"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"Stage1Config: {name} must be in 0..1, got {getattr(self, name)!r}")
 
 
 @dataclass(frozen=True)
@@ -204,7 +220,7 @@ RECIPE_PRESETS: Registry[dict[str, Any]] = Registry("recipe preset")
 RECIPE_PRESETS.add("smoke", {
     "sizes": SMOKE_SIZES, "corpus_size": 48, "pool_size": 12, "log_every": 2,
     "stage1": Stage1Config(encoder_steps=3, encoder_batch=4, steps=6, batch_size=2, ground_steps=2,
-                           ground_tremor_fraction=0.5),
+                           ground_tremor_fraction=0.5, ground_morphology_fraction=0.5, ground_partial_fraction=0.5),
     "vae": VaeTrainConfig(steps=4, batch_size=4),
     "unet": UnetTrainConfig(steps=4, batch_size=8),
     "align": AlignConfig(steps=4, batch_size=4, replay_every=2, replay_batch=2),

@@ -119,11 +119,15 @@ def save_model(model: Any, target: Path) -> Path:
 
 
 def run_recipe(cfg: RecipeConfig, out: str | Path, resume: bool = False, embedder: Any | None = None,
-               log_file: bool = False) -> dict[str, Any]:
+               log_file: bool = False, jobs: int = 1) -> dict[str, Any]:
     """Run the whole recipe into ``out``; returns the metrics (also written to ``metrics.json``).
 
     ``log_file`` also appends the package's log records to ``out/work/recipe.log`` while the run lasts.
+    ``jobs`` 2 trains the VAE and UNet in a second process while stage 1 trains here (:mod:`.parallel`): the same
+    weights, sooner on a machine with two cores or more.
     """
+    if jobs not in (1, 2):
+        raise ConfigError(f"jobs must be 1 or 2, got {jobs!r}")
     out = Path(out)
     prepare_output(out, cfg, resume)
     handler: logging.Handler | None = None
@@ -132,14 +136,14 @@ def run_recipe(cfg: RecipeConfig, out: str | Path, resume: bool = False, embedde
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
         logging.getLogger("uniecg_edge").addHandler(handler)
     try:
-        return _run(cfg, out, embedder)
+        return _run(cfg, out, embedder, jobs)
     finally:
         if handler is not None:
             logging.getLogger("uniecg_edge").removeHandler(handler)
             handler.close()
 
 
-def _run(cfg: RecipeConfig, out: Path, embedder: Any | None) -> dict[str, Any]:
+def _run(cfg: RecipeConfig, out: Path, embedder: Any | None, jobs: int) -> dict[str, Any]:
     import torch
 
     from ..model.pipeline import TorchPipeline
@@ -147,6 +151,7 @@ def _run(cfg: RecipeConfig, out: Path, embedder: Any | None) -> dict[str, Any]:
     from .batching import Batcher
     from .components import Vocabulary, build_components, parameter_budget
     from .dataset import ExampleSampler
+    from .parallel import GeneratorBranch
     from .pool import build_pool
     from .stage1 import train_stage1
     from .stage2 import train_stage2
@@ -174,7 +179,12 @@ def _run(cfg: RecipeConfig, out: Path, embedder: Any | None) -> dict[str, Any]:
     parts = build_components(cfg.sizes, Vocabulary.of(tokenizer), cfg.seed)
     batcher = Batcher(tokenizer, cfg.sizes.num_ecg_tokens)
     max_new_tokens = answer_budget(batcher, cfg, sampler, parts.ecg_encoder.num_tokens)
-    stages: dict[str, Any] = {"stage1": train_stage1(parts, batcher, sampler, cfg, work)}
+    branch = GeneratorBranch(cfg, work, embedder, threads=torch.get_num_threads()).start() if jobs == 2 else None
+    try:
+        stages: dict[str, Any] = {"stage1": train_stage1(parts, batcher, sampler, cfg, work)}
+    finally:
+        if branch is not None:
+            branch.wait()
     lap("stage1")
     stages["stage2"] = train_stage2(parts, batcher, pool, sampler, cfg, work)
     lap("stage2")
@@ -186,7 +196,7 @@ def _run(cfg: RecipeConfig, out: Path, embedder: Any | None) -> dict[str, Any]:
 
     torch.manual_seed(cfg.seed)
     metrics: dict[str, Any] = {
-        "preset": cfg.preset, "seed": cfg.seed, "torch_threads": torch.get_num_threads(),
+        "preset": cfg.preset, "seed": cfg.seed, "torch_threads": torch.get_num_threads(), "jobs": jobs,
         "parameter_budget": parameter_budget(parts.shipped()),
         "text_embedder": getattr(embedder, "version", type(embedder).__name__),
         "max_new_tokens": max_new_tokens, "stages": stages,
@@ -217,7 +227,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
     parser.add_argument("--estimate", action="store_true",
                         help="run a few steps of every phase into --out and project the full run's time")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads per process (default: torch's choice)")
+    parser.add_argument("--jobs", type=int, default=1, choices=(1, 2),
+                        help="2: train the VAE and UNet in a second process beside stage 1 (same weights, sooner)")
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
 
@@ -236,11 +249,12 @@ def main(argv: list[str] | None = None) -> int:
             from .estimate import project, shrink
 
             short = shrink(cfg)
-            estimate = project(cfg, short, run_recipe(short, out, resume=args.resume, log_file=True))
+            estimate = project(cfg, short, run_recipe(short, out, resume=args.resume, log_file=True, jobs=1),
+                               jobs=args.jobs)
             (out / "estimate.json").write_text(json.dumps(estimate, indent=2) + "\n")
             print(json.dumps(estimate, indent=2))
             return 0
-        metrics = run_recipe(cfg, out, resume=args.resume, log_file=True)
+        metrics = run_recipe(cfg, out, resume=args.resume, log_file=True, jobs=args.jobs)
     except UniEcgError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return int(exc.exit_code)

@@ -30,6 +30,7 @@ from ..dsp import analyze_record
 from ..grounding import grounded_question
 from ..leads import STANDARD_LEADS
 from ..record import EcgRecord
+from .augment import partial_view
 from .batching import Batcher, interpret_forward
 from .components import Components
 from .dataset import ExampleSampler, TrainingExample
@@ -163,7 +164,8 @@ def train_grounding(parts: Components, batcher: Batcher, sampler: ExampleSampler
     s1 = cfg.stage1
     offset = ground_offset(cfg)
     styles = list(REPORT_STYLES)
-    sampler = sampler.with_augment(tremor_fraction=s1.ground_tremor_fraction)
+    sampler = sampler.with_augment(tremor_fraction=s1.ground_tremor_fraction,
+                                   morphology_fraction=s1.ground_morphology_fraction)
 
     def step_fn(step: int) -> dict[str, torch.Tensor]:
         examples = _examples(sampler, step, s1.batch_size, offset)
@@ -171,7 +173,10 @@ def train_grounding(parts: Components, batcher: Batcher, sampler: ExampleSampler
         style = styles[step % len(styles)]
         grounded = grounded_questions(batcher.prompt.interpret_question, examples, s1.ground_fraction, rng)
         reports = [write_report(truth, style=style) for _, truth in grounded]
-        batch = batcher.interpret([ex.ecg for ex in examples], reports, [q for q, _ in grounded])
+        ecgs = [partial_view(ex.ecg, rng, s1.ground_partial_s)
+                if question is not None and float(rng.random()) < s1.ground_partial_fraction else ex.ecg
+                for ex, (question, _) in zip(examples, grounded, strict=True)]
+        batch = batcher.interpret(ecgs, reports, [q for q, _ in grounded])
         out, _ = interpret_forward(parts.ecg_encoder, parts.projector, parts.llm, batch, batcher.ecg_token_id)
         return {"loss": out.loss}
 
