@@ -118,3 +118,24 @@ def test_with_two_jobs_the_estimate_counts_the_longer_branch() -> None:
               "stage2_vae": 40.0, "stage2_unet": 500.0, "stage2_align": 80.0}
     assert wall_seconds(phases, 1) == pytest.approx(1170.0)
     assert wall_seconds(phases, 2) == pytest.approx(1170.0 - 450.0)  # stage 1 (450 s) beside VAE + UNet (540 s)
+
+
+def test_a_failing_stage_one_stops_the_second_process(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import uniecg_edge.training.stage1 as stage1
+    from uniecg_edge.training import parallel
+
+    started: list = []
+    real_start = parallel.GeneratorBranch.start
+
+    def start(self):  # type: ignore[no-untyped-def]
+        started.append(self)
+        return real_start(self)
+
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("stage 1 broke")
+
+    monkeypatch.setattr(parallel.GeneratorBranch, "start", start)
+    monkeypatch.setattr(stage1, "train_stage1", broken)
+    with pytest.raises(RuntimeError, match="stage 1 broke"):
+        run_recipe(recipe_config("smoke", seed=0), tmp_path / "run", jobs=2)
+    assert len(started) == 1 and started[0].process.exitcode == -15  # terminated, not waited for

@@ -55,7 +55,7 @@ def train_generator_branch(config: dict[str, Any], work: str, embedder: tuple[st
 
 
 class GeneratorBranch:
-    """``start()`` the VAE + UNet process, ``wait()`` for it (raises if it failed)."""
+    """``start()`` the VAE + UNet process, ``wait()`` for it (raises if it failed) or ``stop()`` it."""
 
     def __init__(self, cfg: Any, work: Path, embedder: Any, threads: int) -> None:
         context = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
@@ -68,6 +68,13 @@ class GeneratorBranch:
         self.process.start()
         log.info("VAE and UNet training in a second process (pid %s)", self.process.pid)
         return self
+
+    def stop(self) -> None:
+        """End the process (stage 1 failed); its phases continue from their last checkpoint with --resume."""
+        if self.process.is_alive():
+            self.process.terminate()
+            log.warning("stopped the VAE/UNet process; --resume continues it from its last checkpoint")
+        self.process.join()
 
     def wait(self) -> None:
         self.process.join()

@@ -182,9 +182,12 @@ def _run(cfg: RecipeConfig, out: Path, embedder: Any | None, jobs: int) -> dict[
     branch = GeneratorBranch(cfg, work, embedder, threads=torch.get_num_threads()).start() if jobs == 2 else None
     try:
         stages: dict[str, Any] = {"stage1": train_stage1(parts, batcher, sampler, cfg, work)}
-    finally:
+    except BaseException:
         if branch is not None:
-            branch.wait()
+            branch.stop()
+        raise
+    if branch is not None:
+        branch.wait()
     lap("stage1")
     stages["stage2"] = train_stage2(parts, batcher, pool, sampler, cfg, work)
     lap("stage2")
