@@ -20,3 +20,23 @@ def test_training_time_sums_every_phase_even_when_the_run_was_resumed(tiny_model
     assert "Grounded: no" in card
     model.config = dataclasses.replace(model.config, grounded=True)
     assert "Grounded: yes" in render_model_card(model, {}, weight_bytes=1000)
+    assert "min from start to end" not in card  # the total of the last resume is not the run's length
+
+
+def test_the_card_names_only_the_grounding_augmentations_used_and_the_wall_time_of_a_parallel_run(
+        tiny_model_dir: Path) -> None:
+    model = UniEcgModel.from_pretrained(tiny_model_dir)
+    metrics = {"torch_threads": 1, "jobs": 2, "resumed": False, "total_s": 4908.0,
+               "stages": {"stage1": {"encoder": {"seconds": 230.0}, "language": {"seconds": 2453.0}},
+                          "stage2": {"unet": {"seconds": 2320.0}, "align": {"seconds": 821.0}}}}
+    config = {"preset": "student", "seed": 0, "stage1": {"ground_tremor_fraction": 0.3,
+                                                         "ground_morphology_fraction": 0.0}}
+    card = render_model_card(model, {"training_config.json": config, "metrics.json": metrics}, weight_bytes=1000)
+    data = card.split("## Data")[1].split("##")[0]
+    assert "in the grounding phase, a limb tremor that looks like fibrillatory waves)" in data
+    assert "reshaped P and T waves" not in data and "show part of the ECG" not in data
+    assert "second process beside stage 1 (`--jobs 2`); the run took 82 min from start to end" in card
+    config["stage1"] = {"ground_partial_fraction": 0.5}
+    card = render_model_card(model, {"training_config.json": config, "metrics.json": metrics}, weight_bytes=1000)
+    data = card.split("## Data")[1].split("##")[0]
+    assert "in the grounding phase, prompts that show part of the ECG" in data and "limb tremor" not in data

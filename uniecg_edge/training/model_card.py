@@ -82,7 +82,9 @@ def _recipe(config: dict[str, Any], metrics: dict[str, Any], command: str | None
                      f"simulation and evaluation aside) on {metrics.get('torch_threads')} torch thread(s) of the "
                      "2-core x86-64 development machine"
                      + ("; the VAE and UNet trained in a second process beside stage 1 (`--jobs 2`)"
-                        if metrics.get("jobs") == 2 else "")))
+                        if metrics.get("jobs") == 2 else "")
+                     + (f"; the run took {metrics['total_s'] / 60:.0f} min from start to end (data and evaluation "
+                        "included)" if metrics.get("resumed") is False else "")))
     lines += _table([(k, v) for k, v in rows if v is not None], ("setting", "value"))
     return lines + [""]
 
@@ -150,6 +152,18 @@ def _real_metrics(evaluation: dict[str, Any]) -> list[str]:
             "Per-record rows are in `evaluation.json`.", "", *_table(rows, ("metric", "value")), ""]
 
 
+GROUNDING_AUGMENTATIONS = {  # Stage1Config field -> what its share of the grounding phase's examples shows
+    "ground_tremor_fraction": "a limb tremor that looks like fibrillatory waves",
+    "ground_morphology_fraction": "reshaped P and T waves",
+    "ground_partial_fraction": "prompts that show part of the ECG beside the DSP's evidence line",
+}
+
+
+def _grounding_augmentation(stage1: dict[str, Any]) -> str:
+    used = [text for field, text in GROUNDING_AUGMENTATIONS.items() if (stage1.get(field) or 0) > 0]
+    return f" (and, in the grounding phase, {', '.join(used)})" if used else ""
+
+
 def _labels() -> str:
     return ", ".join(f"`{label}`" for label in ALL_LABELS)
 
@@ -173,8 +187,7 @@ def render_model_card(model: Any, side: dict[str, dict[str, Any]], *, weight_byt
              "## Data", "",
              "Simulated 10 s, 500 Hz, 12-lead ECGs from the package's own generator (`uniecg_edge.synth`, drawn by "
              "`uniecg_edge.training.scenarios`), ages and both sexes, with baseline wander, mains, muscle and "
-             "electrode-motion noise (and, in the grounding phase, a limb tremor that looks like fibrillatory waves, "
-             "reshaped P and T waves, and prompts that show part of the ECG beside the DSP's evidence line) "
+             "electrode-motion noise" + _grounding_augmentation(config.get("stage1", {})) + " "
              "and augmentation; each with an evidence-based report written from its "
              "ground truth (`uniecg_edge.training.reports`). Findings it covers: " + _labels() + ".",
              "The real records in `../shared/data/ecg` were used for validation only.", "",

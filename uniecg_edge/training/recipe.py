@@ -136,14 +136,14 @@ def run_recipe(cfg: RecipeConfig, out: str | Path, resume: bool = False, embedde
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
         logging.getLogger("uniecg_edge").addHandler(handler)
     try:
-        return _run(cfg, out, embedder, jobs)
+        return _run(cfg, out, embedder, jobs, resume)
     finally:
         if handler is not None:
             logging.getLogger("uniecg_edge").removeHandler(handler)
             handler.close()
 
 
-def _run(cfg: RecipeConfig, out: Path, embedder: Any | None, jobs: int) -> dict[str, Any]:
+def _run(cfg: RecipeConfig, out: Path, embedder: Any | None, jobs: int, resume: bool) -> dict[str, Any]:
     import torch
 
     from ..model.pipeline import TorchPipeline
@@ -200,6 +200,7 @@ def _run(cfg: RecipeConfig, out: Path, embedder: Any | None, jobs: int) -> dict[
     torch.manual_seed(cfg.seed)
     metrics: dict[str, Any] = {
         "preset": cfg.preset, "seed": cfg.seed, "torch_threads": torch.get_num_threads(), "jobs": jobs,
+        "resumed": resume,
         "parameter_budget": parameter_budget(parts.shipped()),
         "text_embedder": getattr(embedder, "version", type(embedder).__name__),
         "max_new_tokens": max_new_tokens, "stages": stages,
