@@ -93,23 +93,30 @@ def test_augmentation_changes_amplitude_and_timing_and_can_be_switched_off() -> 
         DataConfig(duration_s=5.0)
 
 
+def _with_and_without(**changes: float) -> list[tuple]:
+    """Examples 0-3 drawn plainly and with the augmentation ``changes``: the same rhythm, rate and labels."""
+    plain = ExampleSampler(5)
+    changed = plain.with_augment(**changes)
+    pairs = [(plain.example("train", i), changed.example("train", i)) for i in range(4)]
+    for a, b in pairs:
+        assert a.truth["rhythm"] == b.truth["rhythm"] and a.truth["labels"] == b.truth["labels"]
+        assert a.truth["hr_bpm"] == b.truth["hr_bpm"] and a.truth["axis_deg"] == b.truth["axis_deg"]
+    assert np.array_equal(plain.with_augment(**{k: 0.0 for k in changes}).example("train", 2).ecg,
+                          plain.example("train", 2).ecg)  # a zero fraction leaves every example as it was
+    return pairs
+
+
 def test_tremor_augmentation_adds_only_a_tremor_to_the_same_example() -> None:
     from scipy import signal as sps
 
-    plain = ExampleSampler(5)
-    shaky = plain.with_augment(tremor_fraction=1.0)
-    for index in range(4):
-        a, b = plain.example("train", index), shaky.example("train", index)
-        assert a.truth["rhythm"] == b.truth["rhythm"] and a.truth["labels"] == b.truth["labels"]
-        assert a.truth["hr_bpm"] == b.truth["hr_bpm"]
+    for a, b in _with_and_without(tremor_fraction=1.0):
         added = (b.ecg - a.ecg).astype(np.float64)
         freqs, power = sps.periodogram(added[1], fs=500.0)
         assert 3.5 < freqs[np.argmax(power)] < 10.5  # in AugmentConfig.tremor_hz_range
         assert np.allclose(added[2], added[1] - added[0], atol=1e-5)
+    shaky = ExampleSampler(5).with_augment(tremor_fraction=1.0)
     with_tremor = [ex for ex in (shaky.example("train", i) for i in range(8)) if "tremor_mv" in ex.truth["noise"]]
     assert with_tremor and all("tremor" in ex.report for ex in with_tremor)  # the report names the artefact
-    none = plain.with_augment(tremor_fraction=0.0)
-    assert np.array_equal(none.example("train", 2).ecg, plain.example("train", 2).ecg)
     with pytest.raises(ConfigError, match="tremor_fraction"):
         AugmentConfig(tremor_fraction=1.5)
     with pytest.raises(ConfigError, match="tremor_hz_range"):
@@ -119,16 +126,9 @@ def test_tremor_augmentation_adds_only_a_tremor_to_the_same_example() -> None:
 def test_morphology_augmentation_reshapes_p_and_t_of_the_same_example() -> None:
     from uniecg_edge.training.augment import MORPHOLOGY_RANGES, draw_morphology
 
-    plain = ExampleSampler(5)
-    reshaped = plain.with_augment(morphology_fraction=1.0)
-    for index in range(4):
-        a, b = plain.example("train", index), reshaped.example("train", index)
-        assert a.truth["rhythm"] == b.truth["rhythm"] and a.truth["hr_bpm"] == b.truth["hr_bpm"]
-        assert a.truth["axis_deg"] == b.truth["axis_deg"] and a.truth["qrs_ms"] == b.truth["qrs_ms"]
-        assert not np.array_equal(a.ecg, b.ecg)
+    for a, b in _with_and_without(morphology_fraction=1.0):
+        assert a.truth["qrs_ms"] == b.truth["qrs_ms"] and not np.array_equal(a.ecg, b.ecg)
         assert np.allclose(b.ecg[2], b.ecg[1] - b.ecg[0], atol=1e-5)
-    none = plain.with_augment(morphology_fraction=0.0)
-    assert np.array_equal(none.example("train", 3).ecg, plain.example("train", 3).ecg)
 
     config = AugmentConfig(morphology_fraction=1.0)
     rng = np.random.default_rng(0)
