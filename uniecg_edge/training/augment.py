@@ -61,7 +61,6 @@ class AugmentConfig:
         if not 3.0 <= low <= high <= 12.0:
             raise ConfigError("AugmentConfig: tremor_hz_range must be 3 <= low <= high <= 12, "
                               f"got {self.tremor_hz_range}")
-
         for name in _RANGES:
             low, high = getattr(self, name)
             if low > high:
@@ -103,9 +102,10 @@ def add_tremor(noise: NoiseConfig, rng: np.random.Generator, config: AugmentConf
 
 def draw_morphology(rng: np.random.Generator, config: AugmentConfig) -> dict[str, Any]:
     """``SynthConfig`` overrides reshaping the P and T waves for a ``morphology_fraction`` of records, else none.
-    Real P waves differ in size, width and axis and T waves in size from the simulator's single shape; a model that
-    learnt that one P shape reads any other as "no P waves" (atrial fibrillation on the Chapman-Shaoxing sinus
-    records). ``rng`` is a stream of its own, so the record is otherwise the one drawn without it."""
+    Real P waves differ in size, width and axis and T waves in size from the simulator's single shape. Tried against
+    the model's atrial-fibrillation readings of sinus Chapman-Shaoxing records in the grounding phase: no gain
+    (README, "What the line does and does not do"). ``rng`` is a stream of its own, so the record is otherwise the
+    one drawn without it."""
     if config.morphology_fraction <= 0 or float(rng.random()) >= config.morphology_fraction:
         return {}
     return {field: float(rng.uniform(*getattr(config, name))) for name, field in MORPHOLOGY_RANGES.items()}
@@ -114,8 +114,9 @@ def draw_morphology(rng: np.random.Generator, config: AugmentConfig) -> dict[str
 def partial_view(ecg: np.ndarray, rng: np.random.Generator, seconds: tuple[float, float],
                  fs: float = 500.0) -> np.ndarray:
     """``ecg`` (12, n) with everything outside one random stretch of ``seconds`` (low, high) set to zero. Used with
-    an evidence line measured on the whole window: the beats the model cannot see are known only from the line, so
-    it learns to read the line's RR regularity and P waves instead of guessing the rhythm from the wave shapes."""
+    an evidence line measured on the whole window, the beats the model cannot see are known only from the line.
+    Meant to make the model take the rhythm from the line's RR regularity and P waves; measured (README): on real
+    records the line still does not change the rhythm word, with 3-6 s or near-blank views."""
     n = ecg.shape[1]
     keep = min(n, int(round(float(rng.uniform(*seconds)) * fs)))
     start = int(rng.integers(0, n - keep + 1))
