@@ -40,7 +40,7 @@ def train_generator_branch(config: dict[str, Any], work: str, embedder: tuple[st
     from .pool import build_pool
     from .presets import RecipeConfig
     from .recipe import get_tokenizer
-    from .stage2 import calibrate_latent_scale, encode_latents, train_unet, train_vae
+    from .stage2 import train_generator
 
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s [generator]: %(message)s")
     torch.set_num_threads(threads)
@@ -49,9 +49,7 @@ def train_generator_branch(config: dict[str, Any], work: str, embedder: tuple[st
     sampler = ExampleSampler(cfg.seed, cfg.data)
     pool = build_pool(sampler, "pool", cfg.pool_size, folder / "pool", CachedEmbeddings(*embedder))  # read back
     parts = build_components(cfg.sizes, Vocabulary.of(get_tokenizer(cfg, sampler, folder)), cfg.seed)
-    train_vae(parts.vae, pool, cfg, folder / "stage2_vae")
-    calibrate_latent_scale(parts.vae, pool)
-    train_unet(parts, encode_latents(parts.vae, pool.signals), pool, cfg, folder / "stage2_unet")
+    train_generator(parts, pool, cfg, folder)
 
 
 class GeneratorBranch:

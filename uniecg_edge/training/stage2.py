@@ -188,14 +188,19 @@ def train_alignment(parts: Components, batcher: Batcher, pool: Pool, sampler: Ex
             module.eval()
 
 
+def train_generator(parts: Components, pool: Pool, cfg: RecipeConfig, work_dir: Path) -> dict[str, Any]:
+    """The VAE, its latent scale, then the UNet on the scaled latents (needs only the pool: :mod:`.parallel` runs it
+    beside stage 1); returns their summaries and the latent scale."""
+    vae = train_vae(parts.vae, pool, cfg, work_dir / "stage2_vae")
+    scale = calibrate_latent_scale(parts.vae, pool)
+    (work_dir / "stage2_vae" / "latent_scale.json").write_text(json.dumps({"scale_factor": scale}) + "\n")
+    unet = train_unet(parts, encode_latents(parts.vae, pool.signals), pool, cfg, work_dir / "stage2_unet")
+    return {"vae": vae, "latent_scale": scale, "unet": unet}
+
+
 def train_stage2(parts: Components, batcher: Batcher, pool: Pool, sampler: ExampleSampler, cfg: RecipeConfig,
                  work_dir: Path) -> dict[str, Any]:
     """All three phases; returns their summaries and the latent scale."""
-    vae = train_vae(parts.vae, pool, cfg, work_dir / "stage2_vae")
-    scale_path = work_dir / "stage2_vae" / "latent_scale.json"
-    scale = calibrate_latent_scale(parts.vae, pool)
-    scale_path.write_text(json.dumps({"scale_factor": scale}) + "\n")
-    latents = encode_latents(parts.vae, pool.signals)
-    unet = train_unet(parts, latents, pool, cfg, work_dir / "stage2_unet")
+    generator = train_generator(parts, pool, cfg, work_dir)
     align = train_alignment(parts, batcher, pool, sampler, cfg, work_dir / "stage2_align")
-    return {"vae": vae, "latent_scale": scale, "unet": unet, "align": align}
+    return {**generator, "align": align}
