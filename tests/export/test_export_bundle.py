@@ -80,6 +80,9 @@ def test_manifest_lists_every_file_with_its_sha256(bundle_dir: Path, tiny_model_
     decoder = manifest["graphs"]["decoder"]
     assert decoder["profile"]["past_key_values.0.key"]["min"][2] == 0  # prefill with an empty past
     assert [s["name"] for s in decoder["outputs"]][:3] == ["logits", "hidden_states", "present.0.key"]
+    terms = manifest["graphs"]["unet_cond"]["outputs"]
+    assert terms[0]["name"] == "cond_term.0" and terms[0]["shape"][1] == 128  # beat clock: position-dependent
+    assert [s["shape"] for s in terms] == [s["shape"] for s in manifest["graphs"]["unet"]["inputs"][2:]]
 
 
 def test_runtime_config_has_what_the_runtime_needs(bundle_dir: Path, model: UniEcgModel) -> None:
@@ -89,6 +92,9 @@ def test_runtime_config_has_what_the_runtime_needs(bundle_dir: Path, model: UniE
     assert config["num_layers"] == model.llm.config.num_hidden_layers and config["hidden_size"] == 64
     assert config["num_ecg_embeddings"] == model.ecg_encoder.num_tokens
     assert config["num_cond_terms"] == model.unet.config.num_blocks and config["latent_channels"] == 4
+    # the untrained model has a beat clock: its condition terms span each block's latent length
+    lengths = config["cond_term_lengths"]
+    assert lengths == list(model.unet.config.block_lengths()) and lengths[0] == 128
     assert config["fs"] == 500 and config["num_samples"] == 5000 and len(config["leads"]) == 12
     assert config["generator_samples"] == 1024 and config["prompt"]["interpret_template"]
     assert config["trained"] is False and config["grounded"] is model.config.grounded

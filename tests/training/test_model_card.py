@@ -40,3 +40,15 @@ def test_the_card_names_only_the_grounding_augmentations_used_and_the_wall_time_
     card = render_model_card(model, {"training_config.json": config, "metrics.json": metrics}, weight_bytes=1000)
     data = card.split("## Data")[1].split("##")[0]
     assert "in the grounding phase, prompts that show part of the ECG" in data and "limb tremor" not in data
+
+
+def test_the_card_states_the_beat_clock_limitation_only_for_a_unet_with_a_clock(tiny_model_dir: Path) -> None:
+    from uniecg_edge.model.unet import ConditionalUNet1d
+
+    model = UniEcgModel.from_pretrained(tiny_model_dir)
+    assert model.unet.config.beat_clock_harmonics > 0  # the untrained model has one, like the recipe's
+    limitations = render_model_card(model, {}, weight_bytes=1000).split("## Limitations")[1].split("##")[0]
+    assert "regular clock at the requested heart rate" in limitations
+    model.unet = ConditionalUNet1d(dataclasses.replace(model.unet.config, beat_clock_harmonics=0))
+    limitations = render_model_card(model, {}, weight_bytes=1000).split("## Limitations")[1].split("##")[0]
+    assert "clock" not in limitations and "derived from I and II" in limitations

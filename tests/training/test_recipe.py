@@ -49,6 +49,10 @@ def test_the_checkpoint_loads_and_interprets_and_generates(smoke_run: tuple[Path
     assert model.config.trained is False  # smoke runs say they are not a usable model
     assert model.config.grounded is True  # the recipe had a grounding phase
     assert model.unet.config.scalar_center == recipe_config("smoke").sizes.unet_scalar_center
+    assert model.unet.config.beat_clock_harmonics == recipe_config("smoke").sizes.unet_beat_clock_harmonics > 0
+    clock = [p for name, p in model.unet.named_parameters() if name.endswith("beat_clock")]
+    # zero at init: training moved them, so the phase reached the loss
+    assert clock and all(p.abs().sum() > 0 for p in clock)
     assert model.parameter_counts() == metrics["parameter_budget"]["parameters"]
     assert model.scheduler.kind == "ddim" and model.scheduler.clip_sample is False
     assert model.vae_decoder.config.scale_factor == pytest.approx(metrics["stages"]["stage2"]["latent_scale"])

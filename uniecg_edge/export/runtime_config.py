@@ -41,8 +41,13 @@ def llm_geometry(llm: Any) -> LlmGeometry:
 
 
 def cond_term_widths(model: UniEcgModel) -> list[int]:
-    """Width C_j of each UNet condition term (B, 1, C_j), in network order."""
+    """Width C_j of each UNet condition term (B, L_j, C_j), in network order."""
     return [spec.c_short for spec in model.unet.config.block_specs()]
+
+
+def cond_term_lengths(model: UniEcgModel) -> list[int]:
+    """Length L_j of each UNet condition term: 1, or the block's latent length when the UNet has a beat clock."""
+    return list(model.unet.config.block_lengths())
 
 
 def build_runtime_config(model: UniEcgModel) -> dict[str, Any]:
@@ -71,6 +76,7 @@ def build_runtime_config(model: UniEcgModel) -> dict[str, Any]:
         "latent_length": unet_cfg.latent_length,
         "num_cond_terms": unet_cfg.num_blocks,
         "cond_term_widths": cond_term_widths(model),
+        "cond_term_lengths": cond_term_lengths(model),
         "fs": cfg.fs,
         "num_samples": cfg.num_samples,
         "leads": list(cfg.leads),

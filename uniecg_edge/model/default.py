@@ -9,6 +9,7 @@ use the untrained one: it is small and fast, and its output is not what they che
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -43,6 +44,16 @@ def cache_root() -> Path:
     return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "uniecg-edge"))
 
 
+def _randomise_beat_clock(unet: ConditionalUNet1d, seed: int) -> None:
+    """The clock weights start at zero (see model/unet.py); random ones make exports and parity checks exercise
+    the position-dependent condition terms."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in unet.named_parameters():
+            if name.endswith("beat_clock"):
+                param.copy_(0.1 * torch.randn(param.shape, generator=gen))
+
+
 def build_default_model(seed: int = DEFAULT_SEED) -> UniEcgModel:
     """Build the untrained default model; the same seed gives the same weights and tokenizer."""
     tokenizer = train_tokenizer(report_sentences(), vocab_size=1000, k=NUM_ECG_TOKENS)
@@ -51,13 +62,14 @@ def build_default_model(seed: int = DEFAULT_SEED) -> UniEcgModel:
     resize_for_tokenizer(llm, tokenizer)
     width = hidden_size(llm)
     encoder_cfg = EcgEncoderConfig.tiny()
-    unet_cfg = UNetConfig.tiny()
+    unet_cfg = dataclasses.replace(UNetConfig.tiny(), beat_clock_harmonics=2)  # like the package's trained models
     torch.manual_seed(seed + 1)
     encoder = EcgEncoder(encoder_cfg)
     projector = EcgProjector(ProjectorConfig(in_dim=encoder_cfg.width, hidden_dim=width, out_dim=width, mid_dim=None))
     gen_head = GenerationHead(GenHeadConfig(num_tokens=NUM_ECG_TOKENS, hidden_dim=width,
                                             cond_dim=unet_cfg.cond_dim, mlp_dim=2 * width))
     unet = ConditionalUNet1d(unet_cfg)
+    _randomise_beat_clock(unet, seed)
     vae_decoder = VaeDecoder(VaeConfig.tiny())
     config = UniEcgConfig(
         name=DEFAULT_NAME, num_ecg_tokens=NUM_ECG_TOKENS, max_new_tokens=64, trained=False,

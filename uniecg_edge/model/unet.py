@@ -16,6 +16,11 @@ them to the condition Linear as they are (the default). ``UNetConfig.scalar_cent
 them first, ``(x - center) * scale``, inside the network (so inside the exported graph too). That matters: the
 Linear is followed by a LayerNorm, and a heart rate of ~100 that dominates the vector is divided out by that norm,
 so a raw rate barely moves the condition (the package's first trained UNet ignored the requested rate).
+
+``UNetConfig.beat_clock_harmonics`` > 0 (the package's own models; 0 = DiffuSETS) adds the beat clock of
+:mod:`uniecg_edge.model.beat_clock` to each condition term: a learned projection of sin/cos harmonics of the beat
+phase, so the terms become (B, L_block, C_short) and say where along the latent the beats go. The clock follows the
+heart-rate input (a regular rhythm) unless training passes the phase of an example's true R peaks.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..registry import Registry
+from .beat_clock import clock_features, pooled_features, regular_phase
 from .pretrained import PretrainedMixin
 
 logger = logging.getLogger(__name__)
@@ -78,6 +84,8 @@ class UNetConfig:
     bottleneck_hidden_dim: int = 32
     scalar_center: tuple[float, float, float] = (0.0, 0.0, 0.0)  # sex, age, heart rate; DiffuSETS: raw
     scalar_scale: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    beat_clock_harmonics: int = 0  # 0: DiffuSETS (one bias per block); H: sin/cos of k * beat phase, k = 1..H
+    beat_clock_window_s: float = 10.0  # seconds the latent covers (the generator window)
 
     def __post_init__(self) -> None:
         for name in ("scalar_center", "scalar_scale"):
@@ -85,8 +93,13 @@ class UNetConfig:
             if len(values) != N_PATIENT_SCALARS or not all(math.isfinite(v) for v in values):
                 raise ConfigError(f"UNetConfig: {name} must be {N_PATIENT_SCALARS} finite numbers (sex, age, hr)")
             object.__setattr__(self, name, values)
+        if not isinstance(self.beat_clock_harmonics, int) or self.beat_clock_harmonics < 0:
+            raise ConfigError("UNetConfig: beat_clock_harmonics must be an integer >= 0, "
+                              f"got {self.beat_clock_harmonics!r}")
+        if not (math.isfinite(self.beat_clock_window_s) and self.beat_clock_window_s > 0):
+            raise ConfigError(f"UNetConfig: beat_clock_window_s must be positive, got {self.beat_clock_window_s!r}")
         for field in dataclasses.fields(self):
-            if field.name in ("scalar_center", "scalar_scale"):
+            if field.name in ("scalar_center", "scalar_scale", "beat_clock_harmonics", "beat_clock_window_s"):
                 continue
             value = getattr(self, field.name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -124,6 +137,17 @@ class UNetConfig:
     def num_blocks(self) -> int:
         """Blocks that take a condition term: the down blocks, the bottleneck and the up blocks."""
         return 2 * (self.num_levels - 1) + 1
+
+    def block_levels(self) -> tuple[int, ...]:
+        """Resolution level of each conditioned block in network order (0 = full latent length)."""
+        n_down = self.num_levels - 1
+        return (*range(n_down), n_down, *range(n_down - 1, -1, -1))
+
+    def block_lengths(self) -> tuple[int, ...]:
+        """Sequence length each condition term spans: 1 without the beat clock, else the block's latent length."""
+        if not self.beat_clock_harmonics:
+            return (1,) * self.num_blocks
+        return tuple(self.latent_length // 2**level for level in self.block_levels())
 
     def block_specs(self) -> tuple[BlockSpec, ...]:
         """Per-block widths in network order (downs, bottleneck, ups), as the published constructor builds them."""
@@ -222,7 +246,7 @@ class SelfAttention(nn.Module):
 class CrossAttention(nn.Module):
     """Attention from the sequence to the repeated condition token [text, sex, age, hr] -> C_short."""
 
-    def __init__(self, channels: int, hidden: int, heads: int, cond_dim: int) -> None:
+    def __init__(self, channels: int, hidden: int, heads: int, cond_dim: int, clock_harmonics: int = 0) -> None:
         super().__init__()
         self.normalization = nn.LayerNorm(channels)
         self.to_q, self.to_k, self.to_v = (nn.Linear(channels, hidden) for _ in range(3))
@@ -230,6 +254,15 @@ class CrossAttention(nn.Module):
         self.attention = MultiheadWeights(hidden, heads)
         self.value_combiner = nn.Linear(cond_dim + N_PATIENT_SCALARS, channels)
         self.condition_normalization = nn.LayerNorm(channels)
+        # zeros, not a random init: adding the clock draws nothing from the global RNG, so every other weight of a
+        # freshly built model (and of the modules built after it) is what it was without the clock
+        self.beat_clock = nn.Parameter(torch.zeros(2 * clock_harmonics, channels)) if clock_harmonics else None
+
+    def clock_term(self, features: Tensor) -> Tensor:
+        """Pooled clock features (B, L, 2H) -> the position-dependent part of the term, (B, L, C_short)."""
+        if self.beat_clock is None:
+            raise ValueError("this block has no beat clock (beat_clock_harmonics = 0)")
+        return features @ self.beat_clock
 
     def condition_term(self, condition: Tensor) -> Tensor:
         """The exact additive output for condition (B, 1, D+3): (B, 1, C_short)."""
@@ -241,6 +274,18 @@ class CrossAttention(nn.Module):
         q = self.to_q(self.normalization(x))
         c = self.condition_normalization(self.value_combiner(condition).repeat(1, x.shape[1], 1))
         return self.to_out(self.attention.reference(q, self.to_k(c), self.to_v(c))) + x
+
+
+Condition = Tensor | tuple[Tensor, Tensor | None]
+
+
+def _add_condition(cross: CrossAttention, h: Tensor, condition: Condition, reference: bool) -> Tensor:
+    """The fast path adds the precomputed term; the reference runs cross-attention and adds the clock term."""
+    if not reference:
+        return h + cast(Tensor, condition)
+    vector, clock = cast(tuple[Tensor, Tensor | None], condition)
+    h = cross.reference(h, vector)
+    return h if clock is None else h + clock
 
 
 class Block(nn.Module):
@@ -257,16 +302,18 @@ class Block(nn.Module):
         self.layer_norm2 = nn.GroupNorm(1, c_out)
         self.res_conv = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
         self.self_attention = SelfAttention(c_s, spec.hidden, spec.heads)
-        self.cross_attention = CrossAttention(c_s, spec.hidden, spec.heads, config.cond_dim)
+        self.cross_attention = CrossAttention(c_s, spec.hidden, spec.heads, config.cond_dim,
+                                              config.beat_clock_harmonics)
         self.attention_norm = nn.LayerNorm(c_s)
         self.time_emb = TimeEmbedding(config.num_train_timesteps, c_in, config.time_embed_dim, config.time_hidden_dim)
 
-    def forward(self, x: Tensor, t: Tensor, condition: Tensor, reference: bool = False) -> Tensor:
-        """``condition`` is this block's term (B, 1, C_short), or the (B, 1, D+3) vector when ``reference``."""
+    def forward(self, x: Tensor, t: Tensor, condition: Condition, reference: bool = False) -> Tensor:
+        """``condition`` is this block's term (B, L|1, C_short), or (vector (B, 1, D+3), clock term or None) when
+        ``reference``."""
         h = x + self.time_emb(t).unsqueeze(-1)
         h = self.shortcut_convs(F.mish(self.layer_norm1(self.pre_shortcut_convs(h))))
         h = self.self_attention(h.transpose(1, 2), reference)
-        h = self.cross_attention.reference(h, condition) if reference else h + condition
+        h = _add_condition(self.cross_attention, h, condition, reference)
         h = self.attention_norm(h).transpose(1, 2)
         h = F.mish(self.layer_norm2(self.post_shortcut_convs(h)))
         return h + self.res_conv(x)
@@ -286,13 +333,14 @@ class BottleneckNet(nn.Module):
         self.bottleneck_layer_norm2 = nn.GroupNorm(1, c)
         self.attention_norm = nn.LayerNorm(c)
         self.self_attention = SelfAttention(c, spec.hidden, spec.heads)
-        self.cross_attention = CrossAttention(c, spec.hidden, spec.heads, config.cond_dim)
+        self.cross_attention = CrossAttention(c, spec.hidden, spec.heads, config.cond_dim,
+                                              config.beat_clock_harmonics)
 
-    def forward(self, x: Tensor, t: Tensor, condition: Tensor, reference: bool = False) -> Tensor:
+    def forward(self, x: Tensor, t: Tensor, condition: Condition, reference: bool = False) -> Tensor:
         h = x + self.time_emb(t).unsqueeze(-1)
         h = self.bottleneck_conv1_2(F.mish(self.bottleneck_layer_norm1(self.bottleneck_conv1(h))))
         h = self.self_attention(h.transpose(1, 2), reference)
-        h = self.cross_attention.reference(h, condition) if reference else h + condition
+        h = _add_condition(self.cross_attention, h, condition, reference)
         h = self.attention_norm(h).transpose(1, 2)
         return x + F.mish(self.bottleneck_layer_norm2(self.bottleneck_conv2(h)))
 
@@ -347,12 +395,29 @@ class ConditionalUNet1d(PretrainedMixin, nn.Module):
                                                strict=True)]
         return torch.cat([cond, *scalars], dim=-1)
 
-    def condition_terms(self, cond: Tensor, sex: Tensor, age: Tensor, hr: Tensor) -> tuple[Tensor, ...]:
-        """Per-block additive condition biases, (B, 1, C_short) each, in network order; independent of t."""
-        vector = self._condition_vector(cond, sex, age, hr)
-        return tuple(block.cross_attention.condition_term(vector) for block in self._conditioned_blocks())
+    def clock_terms(self, hr: Tensor, phase: Tensor | None = None) -> list[Tensor | None]:
+        """Per-block clock terms (B, L_block, C_short), or Nones without a beat clock. ``phase`` (B, 1024): the
+        beat phase on the generator grid (training: from true R peaks); default: the regular clock of ``hr``."""
+        cfg = self.config
+        if not cfg.beat_clock_harmonics:
+            return [None] * cfg.num_blocks
+        if phase is None:
+            phase = regular_phase(hr, cfg.beat_clock_window_s)
+        features = clock_features(phase.to(torch.float32), cfg.beat_clock_harmonics)
+        return [block.cross_attention.clock_term(pooled_features(features, length))
+                for block, length in zip(self._conditioned_blocks(), cfg.block_lengths(), strict=True)]
 
-    def _run(self, x: Tensor, t: Tensor, conditions: list[Tensor] | tuple[Tensor, ...], reference: bool) -> Tensor:
+    def condition_terms(self, cond: Tensor, sex: Tensor, age: Tensor, hr: Tensor,
+                        phase: Tensor | None = None) -> tuple[Tensor, ...]:
+        """Per-block additive condition terms in network order, independent of t: (B, 1, C_short) each, or
+        (B, L_block, C_short) with the beat clock (``phase`` as in :meth:`clock_terms`)."""
+        vector = self._condition_vector(cond, sex, age, hr)
+        clocks = self.clock_terms(hr, phase)
+        terms = [block.cross_attention.condition_term(vector) for block in self._conditioned_blocks()]
+        return tuple(term if clock is None else term + clock.to(term.dtype)
+                     for term, clock in zip(terms, clocks, strict=True))
+
+    def _run(self, x: Tensor, t: Tensor, conditions: list[Condition] | tuple[Tensor, ...], reference: bool) -> Tensor:
         blocks = self._conditioned_blocks()
         if len(conditions) != len(blocks):
             raise ValueError(f"expected {len(blocks)} condition terms, got {len(conditions)}")
@@ -376,8 +441,9 @@ class ConditionalUNet1d(PretrainedMixin, nn.Module):
         return self._run(x, t, terms, reference=False)
 
     def forward_with_cross_attention(
-        self, x: Tensor, t: Tensor, cond: Tensor, sex: Tensor, age: Tensor, hr: Tensor
+        self, x: Tensor, t: Tensor, cond: Tensor, sex: Tensor, age: Tensor, hr: Tensor, phase: Tensor | None = None
     ) -> Tensor:
-        """Noise estimate computed as published: multi-head cross-attention over the repeated condition."""
+        """Noise estimate computed as published: multi-head cross-attention over the repeated condition (plus the
+        beat clock's terms when the config has one)."""
         vector = self._condition_vector(cond, sex, age, hr)
-        return self._run(x, t, [vector] * self.config.num_blocks, reference=True)
+        return self._run(x, t, [(vector, clock) for clock in self.clock_terms(hr, phase)], reference=True)

@@ -60,7 +60,8 @@ def unet_config(sizes: ModelSizes) -> UNetConfig:
                       time_hidden_dim=sizes.unet_time_hidden_dim,
                       bottleneck_hidden_dim=sizes.unet_bottleneck_hidden_dim,
                       scalar_center=sizes.unet_scalar_center,  # type: ignore[arg-type]
-                      scalar_scale=sizes.unet_scalar_scale)  # type: ignore[arg-type]
+                      scalar_scale=sizes.unet_scalar_scale,  # type: ignore[arg-type]
+                      beat_clock_harmonics=sizes.unet_beat_clock_harmonics)
 
 
 def vae_config(sizes: ModelSizes, scale_factor: float = 0.18215) -> VaeConfig:

@@ -64,6 +64,7 @@ class TrainingExample:
     hr: float
     age: float
     sex: str
+    r_peaks_s: tuple[float, ...] = ()  # the true R peaks inside the window, seconds from its start
 
     @property
     def labels(self) -> list[str]:
@@ -115,7 +116,7 @@ class ExampleSampler:
         ecg = jitter_gains(signal, rng, cfg.augment)
         report = write_report(truth, rng)
         return TrainingExample(ecg=ecg, report=report, truth=truth, hr=float(truth["hr_bpm"]), age=float(age),
-                               sex=sex)
+                               sex=sex, r_peaks_s=tuple(float(r) / cfg.fs for r in r_peaks))
 
     def with_augment(self, **changes: Any) -> ExampleSampler:
         """The same examples drawn with some augmentation settings changed (e.g. ``tremor_fraction``)."""

@@ -27,7 +27,7 @@ from .labels import ALL_LABELS, RHYTHM_LABELS
 from .pool import Pool
 from .reports import REQUEST_STYLES, stated_numbers
 from .stage1 import interpret_loss
-from .stage2 import alignment_losses, pool_scalars, unet_loss
+from .stage2 import alignment_losses, pool_phase, pool_scalars, unet_loss
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +172,8 @@ def heldout_losses(parts: Components, batcher: Batcher, sampler: ExampleSampler,
     cond = torch.from_numpy(pool.embeddings[idx, 0]).unsqueeze(1) * text_scale
     t = torch.randint(1, 999, (len(idx),), generator=gen)
     noise = torch.randn(latent[idx].shape, generator=gen)
-    denoise = float(unet_loss(parts, latent[idx], cond, pool_scalars(pool, idx), t, noise, scheduler))
+    phase = pool_phase(parts, pool)
+    beats = None if phase is None else phase[idx]
+    denoise = float(unet_loss(parts, latent[idx], cond, pool_scalars(pool, idx), t, noise, scheduler, beats))
     return {"report_token_loss": round(interpret_loss(parts, batcher, examples), 4),
             "vae_relative_mse": round(relative, 4), "unet_eps_mse": round(denoise, 4)}

@@ -28,6 +28,16 @@ LIMITATIONS = (
     "are listed.",
     "- Generated ECGs are 10 s, 12 leads; III, aVR, aVL and aVF are derived from I and II.",
 )
+BEAT_CLOCK_LIMITATION = (
+    "- The UNet places beats on a regular clock at the requested heart rate (`uniecg_edge.model.beat_clock`): "
+    "generated rhythms are regular, so an atrial fibrillation request gets its morphology with regular RR intervals, "
+    "and the beats of a given rate fall at the same times whatever the seed."
+)
+
+
+def _limitations(model: Any) -> list[str]:
+    clock = getattr(model.unet.config, "beat_clock_harmonics", 0) > 0
+    return [*LIMITATIONS, *([BEAT_CLOCK_LIMITATION] if clock else [])]
 
 
 def _fmt(value: Any) -> str:
@@ -191,7 +201,7 @@ def render_model_card(model: Any, side: dict[str, dict[str, Any]], *, weight_byt
              "and augmentation; each with an evidence-based report written from its "
              "ground truth (`uniecg_edge.training.reports`). Findings it covers: " + _labels() + ".",
              "The real records in `../shared/data/ecg` were used for validation only.", "",
-             "## Limitations", "", *LIMITATIONS, ""]
+             "## Limitations", "", *_limitations(model), ""]
     lines += _parameters(metrics)
     lines += _recipe(config, metrics, recipe_command)
     if distill:

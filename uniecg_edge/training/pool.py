@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..model.beat_clock import phase_from_peaks
 from ..preprocess import to_generator_space
 from .dataset import ExampleSampler
 from .reports import REQUEST_STYLES, generation_requests
@@ -36,6 +37,11 @@ class Pool:
     requests: list[list[str]]  # (n, n_styles): the text of every request style
     embeddings: np.ndarray  # (n, n_styles, 384) unit-norm sentence embeddings of ``requests``
     labels: list[list[str]]
+    r_peaks_s: list[list[float]]  # the true R peaks of each window, seconds from its start
+
+    def beat_phase(self, window_s: float) -> np.ndarray:
+        """(n, 1024) beat phase of every example on the generator grid (see :mod:`uniecg_edge.model.beat_clock`)."""
+        return np.stack([phase_from_peaks(np.asarray(peaks), window_s) for peaks in self.r_peaks_s])
 
     @property
     def size(self) -> int:
@@ -51,8 +57,11 @@ def build_pool(sampler: ExampleSampler, stream: str, size: int, work_dir: Path, 
     """Simulate (or read back) ``size`` examples of ``stream`` and embed their requests."""
     work_dir.mkdir(parents=True, exist_ok=True)
     meta_path, signal_path = work_dir / f"{name}.json", work_dir / f"{name}_signals.npy"
-    if meta_path.is_file() and signal_path.is_file():
-        meta = json.loads(meta_path.read_text())
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() and signal_path.is_file() else None
+    if meta is not None and "r_peaks_s" not in meta:
+        log.info("%s: cached pool predates the stored beat times; simulating it again", meta_path)
+        meta = None
+    if meta is not None:
         signals = np.load(signal_path, allow_pickle=False)
     else:
         meta, signals = _simulate(sampler, stream, size, name)
@@ -65,7 +74,8 @@ def build_pool(sampler: ExampleSampler, stream: str, size: int, work_dir: Path, 
     return Pool(signals=signals, hr=np.asarray(meta["hr"], dtype=np.float32),
                 age=np.asarray(meta["age"], dtype=np.float32),
                 sex=np.asarray([SEX_CODES[s] for s in meta["sex"]], dtype=np.float32),
-                requests=meta["requests"], embeddings=embeddings.astype(np.float32), labels=meta["labels"])
+                requests=meta["requests"], embeddings=embeddings.astype(np.float32), labels=meta["labels"],
+                r_peaks_s=meta["r_peaks_s"])
 
 
 def _simulate(sampler: ExampleSampler, stream: str, size: int, name: str) -> tuple[dict[str, Any], np.ndarray]:
@@ -73,7 +83,7 @@ def _simulate(sampler: ExampleSampler, stream: str, size: int, name: str) -> tup
 
     signals = np.zeros((size, 12, 1024), dtype=np.float32)
     meta: dict[str, Any] = {"stream": stream, "size": size, "hr": [], "age": [], "sex": [], "requests": [],
-                            "labels": []}
+                            "labels": [], "r_peaks_s": []}
     with progress(size, f"{name} examples", unit="ecg") as bar:
         for i in range(size):
             ex = sampler.example(stream, i)
@@ -84,5 +94,6 @@ def _simulate(sampler: ExampleSampler, stream: str, size: int, name: str) -> tup
             meta["sex"].append(ex.sex)
             meta["requests"].append([requests[style] for style in REQUEST_STYLES])
             meta["labels"].append(ex.labels)
+            meta["r_peaks_s"].append(list(ex.r_peaks_s))
             bar.update(1)
     return meta, signals

@@ -50,6 +50,7 @@ class ModelSizes:
     # sex, age, heart rate standardised inside the UNet, (x - center) * scale (see model/unet.py for why)
     unet_scalar_center: tuple[float, ...] = (0.5, 50.0, 80.0)
     unet_scalar_scale: tuple[float, ...] = (2.0, 0.05, 1.0 / 30.0)
+    unet_beat_clock_harmonics: int = 0  # harmonics of the beat phase in the UNet condition (model/beat_clock.py)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "vae_channels", tuple(int(c) for c in self.vae_channels))
@@ -208,13 +209,14 @@ SMOKE_SIZES = ModelSizes(
     encoder_width=32, encoder_layers=1, encoder_heads=2, llm_hidden=32, llm_intermediate=64, llm_layers=1,
     llm_heads=2, llm_kv_heads=1, llm_max_positions=1024, vocab_size=330, gen_head_mlp=32, unet_levels=3,
     unet_time_embed_dim=8, unet_time_hidden_dim=16, unet_bottleneck_hidden_dim=8, vae_channels=(8, 16, 16, 16),
-    vae_norm_groups=4,
+    vae_norm_groups=4, unet_beat_clock_harmonics=3,
 )
-STUDENT_SIZES = ModelSizes()
+STUDENT_SIZES = ModelSizes(unet_beat_clock_harmonics=3)
 TEACHER_SIZES = ModelSizes(
     encoder_width=256, encoder_layers=6, encoder_heads=8, llm_hidden=448, llm_intermediate=1216, llm_layers=6,
     llm_heads=8, llm_kv_heads=4, gen_head_mlp=448, unet_levels=6, unet_time_embed_dim=32, unet_time_hidden_dim=64,
     unet_bottleneck_hidden_dim=32, vae_channels=(64, 128, 128, 128), vae_norm_groups=16,
+    unet_beat_clock_harmonics=3,
 )
 
 RECIPE_PRESETS: Registry[dict[str, Any]] = Registry("recipe preset")

@@ -98,11 +98,19 @@ def encode_latents(vae: EcgVae, signals: np.ndarray, batch: int = 256) -> torch.
 
 # ---- b. UNet ---------------------------------------------------------------------------------------------------
 def unet_loss(parts: Components, latents: torch.Tensor, cond: torch.Tensor, scalars: tuple[torch.Tensor, ...],
-              t: torch.Tensor, noise: torch.Tensor, scheduler: Any) -> torch.Tensor:
-    """Epsilon MSE at timesteps ``t`` for clean ``latents`` and conditions (B, 1, D), sex/age/hr (B, 1, 1)."""
+              t: torch.Tensor, noise: torch.Tensor, scheduler: Any, phase: torch.Tensor | None = None) -> torch.Tensor:
+    """Epsilon MSE at timesteps ``t`` for clean ``latents`` and conditions (B, 1, D), sex/age/hr (B, 1, 1);
+    ``phase`` (B, 1024): the examples' beat phase for a UNet with a beat clock (None: the regular clock of hr)."""
     noisy = scheduler.add_noise(latents, noise, t)
-    terms = parts.unet.condition_terms(cond, *scalars)
+    sex, age, hr = scalars
+    terms = parts.unet.condition_terms(cond, sex, age, hr, phase=phase)
     return F.mse_loss(parts.unet(noisy, t, terms), noise)
+
+
+def pool_phase(parts: Components, pool: Pool) -> torch.Tensor | None:
+    """The pool's beat phase (n, 1024) when the UNet has a beat clock, else None."""
+    cfg = parts.unet.config
+    return torch.from_numpy(pool.beat_phase(cfg.beat_clock_window_s)) if cfg.beat_clock_harmonics else None
 
 
 def pool_scalars(pool: Pool, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -114,6 +122,7 @@ def train_unet(parts: Components, latents: torch.Tensor, pool: Pool, cfg: Recipe
     u = cfg.unet
     scheduler = make_scheduler(SchedulerConfig(kind="ddpm"))
     embeddings = torch.from_numpy(pool.embeddings)
+    phase = pool_phase(parts, pool)
 
     def step_fn(step: int) -> dict[str, torch.Tensor]:
         rng = _rng(cfg, 2, step)
@@ -124,7 +133,8 @@ def train_unet(parts: Components, latents: torch.Tensor, pool: Pool, cfg: Recipe
         cond = cond + u.cond_noise_std * torch.randn(cond.shape, generator=gen)
         t = torch.randint(*TRAIN_TIMESTEPS, (u.batch_size,), generator=gen)
         noise = torch.randn(latents[idx].shape, generator=gen)
-        return {"loss": unet_loss(parts, latents[idx], cond, pool_scalars(pool, idx), t, noise, scheduler)}
+        beats = None if phase is None else phase[idx]
+        return {"loss": unet_loss(parts, latents[idx], cond, pool_scalars(pool, idx), t, noise, scheduler, beats)}
 
     params = [{"params": [p for p in parts.unet.parameters() if p.requires_grad], "lr": u.lr}]
     return run_stage("stage2_unet", work_dir, {"unet": parts.unet}, params, step_fn, _loop(cfg, u.steps, u.grad_clip))

@@ -1,4 +1,4 @@
-"""``unet``: latent (B, 4, L), timestep (B,) int64, cond_term.{j} -> noise estimate (B, 4, L)."""
+"""``unet``: latent (B, 4, L), timestep (B,) int64, cond_term.{j} (B, L_j, C_j) -> noise estimate (B, 4, L)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from torch import Tensor, nn
 
-from ..runtime_config import cond_term_widths
 from ..spec import GraphSpec, TensorSpec, register_spec
-from .unet_cond import cond_term_names
+from .unet_cond import cond_term_specs
 
 if TYPE_CHECKING:
     from ...model.uniecg import UniEcgModel
@@ -36,12 +35,10 @@ class UNetSpec(GraphSpec):
 
     def inputs(self, model: UniEcgModel) -> list[TensorSpec]:
         cfg = model.unet.config
-        widths = cond_term_widths(model)
         return [
             TensorSpec("latent", "float32", ("batch", cfg.n_channels, cfg.latent_length)),
             TensorSpec("timestep", "int64", ("batch",)),
-            *(TensorSpec(name, "float32", ("batch", 1, w))
-              for name, w in zip(cond_term_names(len(widths)), widths, strict=True)),
+            *cond_term_specs(model),
         ]
 
     def outputs(self, model: UniEcgModel) -> list[TensorSpec]:

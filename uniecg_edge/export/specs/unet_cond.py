@@ -1,4 +1,7 @@
-"""``unet_cond``: cond (B, 1, D), sex, age, hr (B, 1, 1) -> cond_term.{j} (B, 1, C_j), once per sample."""
+"""``unet_cond``: cond (B, 1, D), sex, age, hr (B, 1, 1) -> cond_term.{j} (B, L_j, C_j), once per sample.
+
+L_j is 1 for a DiffuSETS UNet and the block's latent length for one with a beat clock (the regular clock of the
+``hr`` input is computed inside this graph, so the inputs are the same either way)."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from torch import Tensor, nn
 
-from ..runtime_config import cond_term_widths
+from ..runtime_config import cond_term_lengths, cond_term_widths
 from ..spec import GraphSpec, TensorSpec, register_spec
 
 if TYPE_CHECKING:
@@ -17,6 +20,13 @@ if TYPE_CHECKING:
 
 def cond_term_names(count: int) -> list[str]:
     return [f"cond_term.{j}" for j in range(count)]
+
+
+def cond_term_specs(model: UniEcgModel) -> list[TensorSpec]:
+    """``cond_term.{j}`` (batch, L_j, C_j): outputs of ``unet_cond``, inputs of ``unet``."""
+    widths, lengths = cond_term_widths(model), cond_term_lengths(model)
+    return [TensorSpec(name, "float32", ("batch", length, width))
+            for name, length, width in zip(cond_term_names(len(widths)), lengths, widths, strict=True)]
 
 
 class UNetConditionModule(nn.Module):
@@ -47,9 +57,7 @@ class UNetCondSpec(GraphSpec):
         ]
 
     def outputs(self, model: UniEcgModel) -> list[TensorSpec]:
-        widths = cond_term_widths(model)
-        names = cond_term_names(len(widths))
-        return [TensorSpec(name, "float32", ("batch", 1, w)) for name, w in zip(names, widths, strict=True)]
+        return cond_term_specs(model)
 
     def real_inputs(self, real: RealInputs) -> list[tuple[str, tuple[np.ndarray, ...]]]:
         return [("condition + the records' sex, age and heart rate", (real.cond, *real.patient))]
