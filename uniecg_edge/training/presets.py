@@ -70,7 +70,7 @@ class Stage1Config:
     ``ground_morphology_fraction`` of them have reshaped P and T waves (``AugmentConfig.morphology_fraction``), and
     ``ground_partial_fraction`` of the prompts with a line show the model only ``ground_partial_s`` seconds of the
     ECG (``augment.partial_view``; the line is measured on all of it). Both are 0 in the presets: tried, they did not
-    change the rhythm words on real records (README)."""
+    improve the rhythm words on real records (README)."""
 
     encoder_steps: int = 300
     encoder_batch: int = 32
