@@ -103,8 +103,8 @@ def add_tremor(noise: NoiseConfig, rng: np.random.Generator, config: AugmentConf
 def draw_morphology(rng: np.random.Generator, config: AugmentConfig) -> dict[str, Any]:
     """``SynthConfig`` overrides reshaping the P and T waves for a ``morphology_fraction`` of records, else none.
     Real P waves differ in size, width and axis and T waves in size from the simulator's single shape. Tried against
-    the model's atrial-fibrillation readings of sinus Chapman-Shaoxing records in the grounding phase, but that
-    trial kept the old language model (README, "What the line does and does not do"): not measured properly yet.
+    the model's atrial-fibrillation readings of sinus Chapman-Shaoxing records in the grounding phase: no gain
+    (README, "What the line does and does not do").
     ``rng`` is a stream of its own, so the record is otherwise the one drawn without it."""
     if config.morphology_fraction <= 0 or float(rng.random()) >= config.morphology_fraction:
         return {}
