@@ -404,8 +404,10 @@ class ConditionalUNet1d(PretrainedMixin, nn.Module):
         if phase is None:
             phase = regular_phase(hr, cfg.beat_clock_window_s)
         features = clock_features(phase.to(torch.float32), cfg.beat_clock_harmonics)
-        return [block.cross_attention.clock_term(pooled_features(features, length))
-                for block, length in zip(self._conditioned_blocks(), cfg.block_lengths(), strict=True)]
+        lengths = cfg.block_lengths()
+        pooled = {length: pooled_features(features, length) for length in set(lengths)}  # a down/up pair shares one
+        return [block.cross_attention.clock_term(pooled[length])
+                for block, length in zip(self._conditioned_blocks(), lengths, strict=True)]
 
     def condition_terms(self, cond: Tensor, sex: Tensor, age: Tensor, hr: Tensor,
                         phase: Tensor | None = None) -> tuple[Tensor, ...]:

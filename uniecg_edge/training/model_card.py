@@ -36,8 +36,7 @@ BEAT_CLOCK_LIMITATION = (
 
 
 def _limitations(model: Any) -> list[str]:
-    clock = getattr(model.unet.config, "beat_clock_harmonics", 0) > 0
-    return [*LIMITATIONS, *([BEAT_CLOCK_LIMITATION] if clock else [])]
+    return [*LIMITATIONS, *([BEAT_CLOCK_LIMITATION] if model.unet.config.beat_clock_harmonics else [])]
 
 
 def _fmt(value: Any) -> str:
