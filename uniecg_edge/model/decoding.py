@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
-from torch import nn
 
 from ..token_flow import TokenFlow
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 
 @dataclass
@@ -33,7 +36,7 @@ def _pick(logits: torch.Tensor, temperature: float, generator: torch.Generator |
 
 @torch.no_grad()
 def decode(
-    llm: nn.Module,
+    llm: PreTrainedModel,
     inputs_embeds: torch.Tensor,
     attention_mask: torch.Tensor,
     position_ids: torch.Tensor,

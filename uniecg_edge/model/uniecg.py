@@ -17,7 +17,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -32,6 +32,9 @@ from .schedulers import SchedulerConfig, load_scheduler_config, save_scheduler_c
 from .tokenizer import ECG_PLACEHOLDER, ecg_gen_tokens, load_tokenizer
 from .unet import ConditionalUNet1d
 from .vae import VaeDecoder
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 CONFIG_NAME = "config.json"
 GEM_SYSTEM_PROMPT = (
@@ -100,7 +103,7 @@ class UniEcgModel(nn.Module):
         *,
         ecg_encoder: EcgEncoder,
         projector: EcgProjector,
-        llm: nn.Module,
+        llm: PreTrainedModel,
         tokenizer: Any,
         gen_head: GenerationHead,
         unet: ConditionalUNet1d,
@@ -190,7 +193,7 @@ class UniEcgModel(nn.Module):
         return model.eval()
 
     def parameter_counts(self) -> dict[str, int]:
-        parts = {
+        parts: dict[str, nn.Module] = {
             "ecg_encoder": self.ecg_encoder, "projector": self.projector, "llm": self.llm,
             "gen_head": self.gen_head, "unet": self.unet, "vae_decoder": self.vae_decoder,
         }
