@@ -5,8 +5,10 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from uniecg_edge.dsp import analyze_record
 from uniecg_edge.errors import ConfigError
 from uniecg_edge.leads import STANDARD_LEADS
+from uniecg_edge.record import EcgRecord
 from uniecg_edge.training.augment import AugmentConfig
 from uniecg_edge.training.dataset import DataConfig, ExampleSampler
 from uniecg_edge.training.labels import ALL_LABELS
@@ -156,3 +158,56 @@ def test_partial_view_keeps_one_stretch_and_blanks_the_rest() -> None:
         assert 1500 <= kept.size <= 3000 and kept[-1] - kept[0] + 1 == kept.size  # one stretch, 3-6 s
         assert np.array_equal(out[:, kept], ecg[:, kept]) and not out[:, out[0] == 0].any()
     assert np.array_equal(partial_view(ecg, rng, (10.0, 10.0)), ecg)
+
+
+def test_a_rhythm_counterpart_is_the_same_record_with_only_the_rhythm_changed() -> None:
+    from uniecg_edge.dsp.measure import rr_intervals_ms
+    from uniecg_edge.dsp.rhythm import rr_irregularity
+    from uniecg_edge.training.scenarios import rhythm_counterpart
+
+    sampler = ExampleSampler(4)
+    rng = np.random.default_rng(0)
+    drawn = {i: sampler.example("train", i) for i in range(40)}
+    first = {rhythm: next(i for i, ex in drawn.items() if ex.truth["rhythm"] == rhythm
+                     and not {"pvc", "pac"} & set(ex.labels))
+             for rhythm in ("sinus", "afib")}
+    assert np.array_equal(sampler.counterpart_ecg("train", 3, {}), drawn[3].ecg)
+
+    def irregularity(ecg: np.ndarray) -> float:
+        peaks = np.asarray(analyze_record(EcgRecord(ecg, fs=500.0, leads=STANDARD_LEADS)).measurements.r_peaks)
+        return float(rr_irregularity(rr_intervals_ms(peaks, 500.0)))
+
+    for index, becomes, irregular in ((first["sinus"], "afib", True), (first["afib"], "sinus", False)):
+        ex = drawn[index]
+        changes = rhythm_counterpart(ex.truth["rhythm"], rng)
+        assert changes is not None and changes["rhythm"] == becomes
+        shown = ExampleSampler(4).counterpart_ecg("train", index, {**changes})
+        assert shown.shape == ex.ecg.shape and not np.array_equal(shown, ex.ecg)
+        assert np.allclose(shown[2], shown[1] - shown[0], atol=1e-5)
+        assert (irregularity(shown) > 0.1) is irregular and (irregularity(ex.ecg) > 0.1) is not irregular
+    assert rhythm_counterpart("aflutter", rng) is None and rhythm_counterpart("av_block_3", rng) is None
+
+
+def test_boundary_rates_fill_the_gaps_around_60_and_100_bpm_and_the_label_follows_the_rate() -> None:
+    from uniecg_edge.training.augment import SINUS_RATE_SCENARIOS, draw_boundary_rate
+
+    plain, changed = ExampleSampler(5), ExampleSampler(5).with_augment(boundary_rate_fraction=1.0)
+    moved = 0
+    for i in range(16):
+        a, b = plain.example("train", i), changed.example("train", i)
+        assert a.truth["rhythm"] == b.truth["rhythm"] and a.truth["qrs_ms"] == b.truth["qrs_ms"]
+        if a.truth["rhythm"] != "sinus":
+            assert a.hr == b.hr
+            continue
+        moved += a.hr != b.hr
+        label = next(label for label in b.labels if label.startswith("sinus"))
+        assert label == ("sinus_bradycardia" if b.hr < 60 else "sinus_tachycardia" if b.hr > 100 else "sinus_rhythm")
+    assert moved >= 2
+    config = AugmentConfig(boundary_rate_fraction=1.0)
+    rng = np.random.default_rng(0)
+    rates = np.array([draw_boundary_rate(SINUS_RATE_SCENARIOS[0], rng, config)["hr_bpm"] for _ in range(300)])
+    assert ((rates > 56) & (rates < 63)).any() and ((rates > 97) & (rates < 105)).any()
+    assert draw_boundary_rate("atrial_fibrillation", rng, config) == {}
+    assert draw_boundary_rate("sinus_rhythm", rng, AugmentConfig()) == {}
+    with pytest.raises(ConfigError, match="boundary_rate_fraction"):
+        AugmentConfig(boundary_rate_fraction=2.0)

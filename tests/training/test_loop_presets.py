@@ -86,6 +86,8 @@ def test_recipe_config_round_trips_through_json_and_rejects_unknown_keys() -> No
 
 @pytest.mark.parametrize("changes, field", [({"ground_partial_fraction": 1.2}, "ground_partial_fraction"),
                                             ({"ground_morphology_fraction": -0.5}, "ground_morphology_fraction"),
+                                            ({"ground_swap_fraction": 1.5}, "ground_swap_fraction"),
+                                            ({"ground_boundary_rate_fraction": -1.0}, "ground_boundary_rate_fraction"),
                                             ({"ground_partial_s": (6.0, 3.0)}, "ground_partial_s"),
                                             ({"ground_partial_s": (0.0, 3.0)}, "ground_partial_s")])
 def test_grounding_augmentation_settings_out_of_range_are_refused(changes: dict, field: str) -> None:

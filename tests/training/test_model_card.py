@@ -40,6 +40,16 @@ def test_the_card_names_only_the_grounding_augmentations_used_and_the_wall_time_
     card = render_model_card(model, {"training_config.json": config, "metrics.json": metrics}, weight_bytes=1000)
     data = card.split("## Data")[1].split("##")[0]
     assert "in the grounding phase, prompts that show part of the ECG" in data and "limb tremor" not in data
+    limitations = card.split("## Limitations")[1].split("##")[0]
+    assert "counterpart rhythm" not in limitations
+    config["stage1"] = {"ground_swap_fraction": 0.5, "ground_boundary_rate_fraction": 0.5}
+    for grounded, named in ((False, False), (True, True)):
+        model.config = dataclasses.replace(model.config, grounded=grounded)
+        card = render_model_card(model, {"training_config.json": config, "metrics.json": metrics}, weight_bytes=1000)
+        limitations = card.split("## Limitations")[1].split("##")[0]
+        assert ("calls sinus rhythm or atrial fibrillation from the DSP's measured RR" in limitations) is named
+        assert "the counterpart rhythm (sinus <-> atrial fibrillation)" in card.split("## Data")[1]
+        assert "sinus rates near the 60 and 100 bpm limits" in card.split("## Data")[1]
 
 
 def test_the_card_states_the_beat_clock_limitation_only_for_a_unet_with_a_clock(tiny_model_dir: Path) -> None:

@@ -113,3 +113,24 @@ def test_grounded_rows_carry_the_dsp_line_and_keep_the_loss_on_the_answer(tokeni
     default = batcher.prompt.interpret_question
     plain = grounded_questions(default, examples, 0.0, np.random.default_rng(0))
     assert plain == [(None, ex.truth) for ex in examples]
+
+
+def test_swapped_ecgs_show_the_counterpart_rhythm_only_under_an_evidence_line() -> None:
+    from uniecg_edge.training.stage1 import swapped_ecgs
+
+    sampler = ExampleSampler(4)
+    examples = sampler.examples("train", 100, 12)
+    line = [("Measured: ventricular rate 70 bpm.\nQ", ex.truth) for ex in examples]
+    plain = [(None, ex.truth) for ex in examples]
+    rng = np.random.default_rng(0)
+    untouched = swapped_ecgs(sampler, examples, line, 100, 0.0, rng)
+    assert all(a is ex.ecg for a, ex in zip(untouched, examples, strict=True))
+    assert rng.random() == np.random.default_rng(0).random()  # a zero fraction draws nothing
+    no_line = swapped_ecgs(sampler, examples, plain, 100, 1.0, rng)
+    assert all(a is ex.ecg for a, ex in zip(no_line, examples, strict=True))
+    shown = swapped_ecgs(sampler, examples, line, 100, 1.0, rng)
+    rhythms = [ex.truth["rhythm"] for ex in examples]
+    assert {"sinus", "afib"} & set(rhythms)  # the draw holds rhythms with a counterpart
+    for ecg, ex, rhythm in zip(shown, examples, rhythms, strict=True):
+        assert (ecg is ex.ecg) is (rhythm not in ("sinus", "afib"))
+        assert ecg.shape == ex.ecg.shape

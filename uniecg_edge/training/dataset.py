@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..leads import STANDARD_LEADS
 from ..synth import SynthConfig, synthesize
-from .augment import AugmentConfig, add_tremor, draw_morphology, draw_noise, jitter_gains
+from .augment import AugmentConfig, add_tremor, draw_boundary_rate, draw_morphology, draw_noise, jitter_gains
 from .labels import findings_labels
 from .reports import write_report
 from .scenarios import draw_scenario
@@ -72,7 +72,7 @@ class TrainingExample:
 
 
 # draws kept apart from an example's main stream, so adding them changes nothing else
-_SUBSTREAMS = {"tremor": 1, "morphology": 2}
+_SUBSTREAMS = {"tremor": 1, "morphology": 2, "boundary_rate": 3}
 
 
 def example_rng(seed: int, stream: str, index: int, substream: str | None = None) -> np.random.Generator:
@@ -93,6 +93,14 @@ class ExampleSampler:
 
     def example(self, stream: str, index: int, rhythm: str | None = None) -> TrainingExample:
         """Example ``index`` of ``stream``; ``rhythm`` forces a rhythm scenario (tests, evaluation)."""
+        return self._simulate(stream, index, rhythm, {})
+
+    def counterpart_ecg(self, stream: str, index: int, changes: dict[str, Any]) -> np.ndarray:
+        """The ECG of example ``index`` of ``stream`` simulated with ``changes`` to its ``SynthConfig`` (e.g. another
+        rhythm, :func:`.scenarios.rhythm_counterpart`): the same patient, findings, noise, window and lead gains."""
+        return self._simulate(stream, index, None, changes).ecg
+
+    def _simulate(self, stream: str, index: int, rhythm: str | None, changes: dict[str, Any]) -> TrainingExample:
         cfg = self.config
         rng = example_rng(self.seed, stream, index)
         draw = draw_scenario(rng, rhythm)
@@ -100,10 +108,13 @@ class ExampleSampler:
         sex = "M" if float(rng.random()) < 0.5 else "F"
         noise = add_tremor(draw_noise(rng, cfg.augment), example_rng(self.seed, stream, index, "tremor"), cfg.augment)
         morphology = draw_morphology(example_rng(self.seed, stream, index, "morphology"), cfg.augment)
+        rate = draw_boundary_rate(draw.rhythm, example_rng(self.seed, stream, index, "boundary_rate"), cfg.augment)
         synth_cfg = SynthConfig(
-            **draw.overrides, **morphology, noise=noise, fs=cfg.fs, seed=int(rng.integers(2**31 - 1)), age=age,
-            sex=sex, hrv_scale=float(rng.uniform(0.3, 1.5)), resp_rate_bpm=float(rng.uniform(10.0, 22.0)),
+            **{**draw.overrides, **rate}, **morphology, noise=noise, fs=cfg.fs, seed=int(rng.integers(2**31 - 1)),
+            age=age, sex=sex, hrv_scale=float(rng.uniform(0.3, 1.5)), resp_rate_bpm=float(rng.uniform(10.0, 22.0)),
         )
+        if changes:
+            synth_cfg = replace(synth_cfg, **changes)
         max_shift = int(round(cfg.augment.max_shift_s * cfg.fs))
         result = synthesize(synth_cfg, cfg.duration_s + max_shift / cfg.fs)
         offset = int(rng.integers(0, max_shift + 1))

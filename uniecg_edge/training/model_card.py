@@ -34,9 +34,16 @@ BEAT_CLOCK_LIMITATION = (
     "and the beats of a given rate fall at the same times whatever the seed."
 )
 
+SWAP_LIMITATION = (
+    "- Trained with the counterpart rhythm under the evidence line, the model calls sinus rhythm or atrial "
+    "fibrillation from the DSP's measured RR regularity and P waves: where that measurement is wrong, the report is "
+    "too, and the report's `discrepancies` cannot flag it (text and measurement agree)."
+)
 
-def _limitations(model: Any) -> list[str]:
-    return [*LIMITATIONS, *([BEAT_CLOCK_LIMITATION] if model.unet.config.beat_clock_harmonics else [])]
+
+def _limitations(model: Any, stage1: dict[str, Any]) -> list[str]:
+    return [*LIMITATIONS, *([BEAT_CLOCK_LIMITATION] if model.unet.config.beat_clock_harmonics else []),
+            *([SWAP_LIMITATION] if model.config.grounded and (stage1.get("ground_swap_fraction") or 0) > 0 else [])]
 
 
 def _fmt(value: Any) -> str:
@@ -80,6 +87,10 @@ def _recipe(config: dict[str, Any], metrics: dict[str, Any], command: str | None
              config.get("stage1", {}).get("ground_morphology_fraction")),
             ("share of grounded prompts showing part of the ECG (the rest from the line)",
              config.get("stage1", {}).get("ground_partial_fraction")),
+            ("share of grounded prompts showing the counterpart rhythm's ECG (rhythm from the line)",
+             config.get("stage1", {}).get("ground_swap_fraction")),
+            ("share of grounding sinus ECGs at a rate near 60 or 100 bpm",
+             config.get("stage1", {}).get("ground_boundary_rate_fraction")),
             ("stage 2 VAE steps", config.get("vae", {}).get("steps")),
             ("stage 2 UNet steps", config.get("unet", {}).get("steps")),
             ("stage 2 [ECG]-token alignment steps", config.get("align", {}).get("steps")),
@@ -165,6 +176,9 @@ GROUNDING_AUGMENTATIONS = {  # Stage1Config field -> what its share of the groun
     "ground_tremor_fraction": "a limb tremor that looks like fibrillatory waves",
     "ground_morphology_fraction": "reshaped P and T waves",
     "ground_partial_fraction": "prompts that show part of the ECG beside the DSP's evidence line",
+    "ground_swap_fraction": "prompts whose ECG shows the counterpart rhythm (sinus <-> atrial fibrillation) under "
+                            "the original's evidence line and report",
+    "ground_boundary_rate_fraction": "sinus rates near the 60 and 100 bpm limits",
 }
 
 
@@ -200,7 +214,7 @@ def render_model_card(model: Any, side: dict[str, dict[str, Any]], *, weight_byt
              "and augmentation; each with an evidence-based report written from its "
              "ground truth (`uniecg_edge.training.reports`). Findings it covers: " + _labels() + ".",
              "The real records in `../shared/data/ecg` were used for validation only.", "",
-             "## Limitations", "", *_limitations(model), ""]
+             "## Limitations", "", *_limitations(model, config.get("stage1", {})), ""]
     lines += _parameters(metrics)
     lines += _recipe(config, metrics, recipe_command)
     if distill:

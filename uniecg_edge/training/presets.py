@@ -20,6 +20,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..registry import Registry
+from .augment import AugmentConfig
 from .dataset import DataConfig
 
 STUDENT_MAX_BYTES = 25_000_000  # fp32 weights of the shipped model (ecg_encoder .. vae_decoder)
@@ -69,8 +70,13 @@ class Stage1Config:
     waves, so that the rhythm is read from RR regularity and P waves (the line's evidence) rather than the baseline.
     ``ground_morphology_fraction`` of them have reshaped P and T waves (``AugmentConfig.morphology_fraction``), and
     ``ground_partial_fraction`` of the prompts with a line show the model only ``ground_partial_s`` seconds of the
-    ECG (``augment.partial_view``; the line is measured on all of it). Both are 0 in the presets: tried, they did not
-    improve the rhythm words on real records (README)."""
+    ECG (``augment.partial_view``; the line is measured on all of it; 0 in the presets: tried, it did not improve
+    the rhythm words on real records, README). ``ground_swap_fraction`` of the prompts with a line show
+    the ECG re-simulated with the counterpart rhythm (sinus <-> atrial fibrillation,
+    ``scenarios.rhythm_counterpart``) under the original's line and report, so the rhythm is taken from the
+    line's RR regularity and P waves, not from beat shapes the simulator does not cover.
+    ``ground_boundary_rate_fraction`` of the sinus ECGs get a rate near the bradycardia and tachycardia limits
+    (``AugmentConfig.boundary_rate_fraction``)."""
 
     encoder_steps: int = 300
     encoder_batch: int = 32
@@ -88,6 +94,8 @@ class Stage1Config:
     ground_morphology_fraction: float = 0.0
     ground_partial_fraction: float = 0.0
     ground_partial_s: tuple[float, float] = (3.0, 6.0)
+    ground_swap_fraction: float = 0.0
+    ground_boundary_rate_fraction: float = 0.0
     grad_clip: float = 1.0
 
     def __post_init__(self) -> None:
@@ -96,7 +104,7 @@ class Stage1Config:
         if not 0 < low <= high <= 10:
             raise ConfigError(f"Stage1Config: ground_partial_s must be 0 < low <= high <= 10, got {(low, high)}")
         for name in ("ground_fraction", "ground_tremor_fraction", "ground_morphology_fraction",
-                     "ground_partial_fraction"):
+                     "ground_partial_fraction", "ground_swap_fraction", "ground_boundary_rate_fraction"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"Stage1Config: {name} must be in 0..1, got {getattr(self, name)!r}")
 
@@ -223,7 +231,8 @@ RECIPE_PRESETS: Registry[dict[str, Any]] = Registry("recipe preset")
 RECIPE_PRESETS.add("smoke", {
     "sizes": SMOKE_SIZES, "corpus_size": 48, "pool_size": 12, "log_every": 2,
     "stage1": Stage1Config(encoder_steps=3, encoder_batch=4, steps=6, batch_size=2, ground_steps=2,
-                           ground_tremor_fraction=0.5, ground_morphology_fraction=0.5, ground_partial_fraction=0.5),
+                           ground_tremor_fraction=0.5, ground_morphology_fraction=0.5, ground_partial_fraction=0.5,
+                           ground_swap_fraction=0.5, ground_boundary_rate_fraction=0.5),
     "vae": VaeTrainConfig(steps=4, batch_size=4),
     "unet": UnetTrainConfig(steps=4, batch_size=8),
     "align": AlignConfig(steps=4, batch_size=4, replay_every=2, replay_batch=2),
@@ -232,18 +241,26 @@ RECIPE_PRESETS.add("smoke", {
 })
 # Step counts from timed short runs (core-seconds per step on the 2-core x86-64 development machine, 1 thread):
 # student: encoder 0.44, LM 1.12, VAE 0.41, UNet 0.33, align 1.26; teacher: 1.3, 3.75, 1.0, 0.28, 4.4.
+# The grounding phase's augmentations (README, "Rhythm words"): a limb tremor on 30 %, small or absent-looking P
+# waves (P scaled 0-0.4) with reshaped T waves on 60 %, the counterpart rhythm's ECG under half of the evidence lines,
+# and half of the sinus ECGs at rates near 60 and 100 bpm. Rhythm words on the 21 labelled CinC records, each from
+# the same language-model phase, as the grounding phase leaves them: tremor alone 48 %, + P/T 57 %, + swap 0.5
+# 76 %, + boundary rates 86 % (76 % after the [ECG]-token alignment).
+GROUNDING: dict[str, Any] = {"ground_tremor_fraction": 0.3, "ground_morphology_fraction": 0.6,
+                             "ground_swap_fraction": 0.5, "ground_boundary_rate_fraction": 0.5}
+GROUNDING_DATA = DataConfig(augment=AugmentConfig(p_scale_range=(0.0, 0.4)))
 RECIPE_PRESETS.add("student", {
-    "sizes": STUDENT_SIZES, "pool_size": 4096,
+    "sizes": STUDENT_SIZES, "pool_size": 4096, "data": GROUNDING_DATA,
     "stage1": Stage1Config(encoder_steps=600, steps=2500, batch_size=8, lr=6e-4, ground_steps=900,
-                           ground_lr=6e-4, ground_tremor_fraction=0.3),
+                           ground_lr=6e-4, **GROUNDING),
     "vae": VaeTrainConfig(steps=800, batch_size=32, lr=1e-3),
     "unet": UnetTrainConfig(steps=10000, batch_size=64, lr=1e-3),  # 3000: 30 % of requested rates within 10 bpm
     "align": AlignConfig(steps=800, batch_size=16, lr_llm=2e-4),
 })
 _TEACHER = {
-    "sizes": TEACHER_SIZES, "pool_size": 4096,
+    "sizes": TEACHER_SIZES, "pool_size": 4096, "data": GROUNDING_DATA,
     "stage1": Stage1Config(encoder_steps=300, encoder_lr=5e-4, steps=1000, batch_size=8, lr=4e-4, ground_steps=300,
-                           ground_tremor_fraction=0.3),
+                           **GROUNDING),
     "vae": VaeTrainConfig(steps=500, batch_size=32, lr=5e-4),
     "unet": UnetTrainConfig(steps=2000, batch_size=64, lr=5e-4),
     "align": AlignConfig(steps=400, batch_size=16, lr_llm=1e-4),

@@ -41,6 +41,8 @@ class Finding:
 
 RHYTHM_SCENARIOS: Registry[Scenario] = Registry("rhythm scenario")
 FINDINGS: Registry[Finding] = Registry("finding")
+# simulator rhythm -> the rhythms its counterpart may get (see rhythm_counterpart)
+RHYTHM_COUNTERPARTS: Registry[Callable[[np.random.Generator], Overrides]] = Registry("rhythm counterpart")
 
 
 def _u(rng: np.random.Generator, low: float, high: float) -> float:
@@ -127,3 +129,19 @@ def draw_scenario(rng: np.random.Generator, rhythm: str | None = None) -> Scenar
         taken_groups.add(finding.group)
         overrides.update(finding.sample(rng))
     return ScenarioDraw(rhythm=name, findings=tuple(chosen), overrides=overrides)
+
+
+# Flutter has none: the DSP's line reads its F waves as P waves and its RR as regular, like sinus rhythm's.
+RHYTHM_COUNTERPARTS.add("sinus", lambda r: {"rhythm": "afib", "af_irregularity": _u(r, 0.15, 0.35),
+                                            "fwave_mv": _u(r, 0.04, 0.15), "pac_rate": 0.0})
+RHYTHM_COUNTERPARTS.add("afib", lambda r: {"rhythm": "sinus", "pr_ms": _u(r, 120, 200)})
+
+
+def rhythm_counterpart(rhythm: str, rng: np.random.Generator) -> Overrides | None:
+    """``SynthConfig`` overrides that turn a record of simulator rhythm ``rhythm`` into its counterpart (sinus <->
+    atrial fibrillation; same rate, beat shapes, findings and noise), or None when it has none.
+    Used to show the grounding phase an ECG whose rhythm disagrees with its evidence line and report
+    (``Stage1Config.ground_swap_fraction``)."""
+    if rhythm not in RHYTHM_COUNTERPARTS:
+        return None
+    return RHYTHM_COUNTERPARTS.get(rhythm)(rng)

@@ -36,8 +36,9 @@ from .components import Components
 from .dataset import ExampleSampler, TrainingExample
 from .labels import ALL_LABELS
 from .loop import LoopConfig, run_stage
-from .presets import RecipeConfig
+from .presets import RecipeConfig, Stage1Config
 from .reports import REPORT_STYLES, write_report
+from .scenarios import rhythm_counterpart
 
 log = logging.getLogger(__name__)
 
@@ -152,10 +153,42 @@ def grounded_questions(default: str, examples: Sequence[TrainingExample], fracti
     return out
 
 
+def swapped_ecgs(sampler: ExampleSampler, examples: Sequence[TrainingExample],
+                 grounded: Sequence[tuple[str | None, dict[str, Any]]], first_index: int, fraction: float,
+                 rng: np.random.Generator) -> list[np.ndarray]:
+    """The ECG each grounded example shows: with probability ``fraction``, for prompts with an evidence line and a
+    rhythm that has a counterpart, the same record simulated with the counterpart rhythm; else its own.
+    ``examples[i]`` is example ``first_index + i`` of the ``train`` stream."""
+    out = []
+    for i, (ex, (question, _)) in enumerate(zip(examples, grounded, strict=True)):
+        changes = None
+        if fraction > 0 and question is not None and float(rng.random()) < fraction:
+            changes = rhythm_counterpart(str(ex.truth["rhythm"]), rng)
+        out.append(ex.ecg if changes is None else sampler.counterpart_ecg("train", first_index + i, changes))
+    return out
+
+
 def ground_offset(cfg: RecipeConfig) -> int:
     """First ``train`` example of the grounding phase (after those of phases 1 and 2)."""
     s1 = cfg.stage1
     return s1.encoder_steps * s1.encoder_batch + s1.steps * s1.batch_size
+
+
+def grounding_sampler(sampler: ExampleSampler, s1: Stage1Config) -> ExampleSampler:
+    """``sampler`` with the grounding phase's augmentations (tremor, P/T shapes, boundary rates)."""
+    return sampler.with_augment(tremor_fraction=s1.ground_tremor_fraction,
+                                morphology_fraction=s1.ground_morphology_fraction,
+                                boundary_rate_fraction=s1.ground_boundary_rate_fraction)
+
+
+def grounding_ecgs(sampler: ExampleSampler, examples: Sequence[TrainingExample],
+                   grounded: Sequence[tuple[str | None, dict[str, Any]]], first_index: int, s1: Stage1Config,
+                   rng: np.random.Generator, swap_rng: np.random.Generator) -> list[np.ndarray]:
+    """What a grounding batch shows: the counterpart rhythm's ECG (``swapped_ecgs``), then partial views."""
+    shown = swapped_ecgs(sampler, examples, grounded, first_index, s1.ground_swap_fraction, swap_rng)
+    return [partial_view(ecg, rng, s1.ground_partial_s)
+            if question is not None and float(rng.random()) < s1.ground_partial_fraction else ecg
+            for ecg, (question, _) in zip(shown, grounded, strict=True)]
 
 
 def train_grounding(parts: Components, batcher: Batcher, sampler: ExampleSampler, cfg: RecipeConfig,
@@ -164,8 +197,7 @@ def train_grounding(parts: Components, batcher: Batcher, sampler: ExampleSampler
     s1 = cfg.stage1
     offset = ground_offset(cfg)
     styles = list(REPORT_STYLES)
-    sampler = sampler.with_augment(tremor_fraction=s1.ground_tremor_fraction,
-                                   morphology_fraction=s1.ground_morphology_fraction)
+    sampler = grounding_sampler(sampler, s1)
 
     def step_fn(step: int) -> dict[str, torch.Tensor]:
         examples = _examples(sampler, step, s1.batch_size, offset)
@@ -173,9 +205,8 @@ def train_grounding(parts: Components, batcher: Batcher, sampler: ExampleSampler
         style = styles[step % len(styles)]
         grounded = grounded_questions(batcher.prompt.interpret_question, examples, s1.ground_fraction, rng)
         reports = [write_report(truth, style=style) for _, truth in grounded]
-        ecgs = [partial_view(ex.ecg, rng, s1.ground_partial_s)
-                if question is not None and float(rng.random()) < s1.ground_partial_fraction else ex.ecg
-                for ex, (question, _) in zip(examples, grounded, strict=True)]
+        ecgs = grounding_ecgs(sampler, examples, grounded, offset + step * s1.batch_size, s1, rng,
+                              np.random.default_rng(np.random.SeedSequence([cfg.seed, 151, step])))
         batch = batcher.interpret(ecgs, reports, [q for q, _ in grounded])
         out, _ = interpret_forward(parts.ecg_encoder, parts.projector, parts.llm, batch, batcher.ecg_token_id)
         return {"loss": out.loss}

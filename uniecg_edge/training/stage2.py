@@ -32,7 +32,7 @@ from .loop import LoopConfig, run_stage
 from .pool import Pool
 from .presets import RecipeConfig
 from .reports import write_report
-from .stage1 import ground_offset, grounded_questions
+from .stage1 import ground_offset, grounded_questions, grounding_ecgs, grounding_sampler
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +152,9 @@ def train_alignment(parts: Components, batcher: Batcher, pool: Pool, sampler: Ex
                     work_dir: Path) -> dict[str, Any]:
     a = cfg.align
     replay_offset = ground_offset(cfg) + cfg.stage1.ground_steps * cfg.stage1.batch_size
+    grounded_model = cfg.stage1.ground_steps > 0
+    if grounded_model:  # replay what the grounding phase trained on, or the replay undoes it
+        sampler = grounding_sampler(sampler, cfg.stage1)
     embeddings = torch.from_numpy(pool.embeddings)
 
     def step_fn(step: int) -> dict[str, torch.Tensor]:
@@ -167,13 +170,15 @@ def train_alignment(parts: Components, batcher: Batcher, pool: Pool, sampler: Ex
         loss = a.lm_weight * out.loss + a.mse_weight * losses["mse"] + a.cos_weight * losses["cos_distance"]
         result = {"lm": out.loss, **losses}
         if a.train_llm and a.replay_every > 0 and step % a.replay_every == 0:
-            examples = sampler.examples("train", replay_offset + (step // a.replay_every) * a.replay_batch,
-                                        a.replay_batch)
-            fraction = cfg.stage1.ground_fraction if cfg.stage1.ground_steps > 0 else 0.0
+            first = replay_offset + (step // a.replay_every) * a.replay_batch
+            examples = sampler.examples("train", first, a.replay_batch)
+            fraction = cfg.stage1.ground_fraction if grounded_model else 0.0
             grounded = grounded_questions(batcher.prompt.interpret_question, examples, fraction, rng)
             reports = [ex.report if q is None else write_report(truth, rng) for ex, (q, truth) in zip(
                 examples, grounded, strict=True)]
-            replay = batcher.interpret([ex.ecg for ex in examples], reports, [q for q, _ in grounded])
+            ecgs = ([ex.ecg for ex in examples] if not grounded_model else
+                    grounding_ecgs(sampler, examples, grounded, first, cfg.stage1, rng, _rng(cfg, 4, step)))
+            replay = batcher.interpret(ecgs, reports, [q for q, _ in grounded])
             replay_out, _ = interpret_forward(parts.ecg_encoder, parts.projector, parts.llm, replay,
                                               batcher.ecg_token_id)
             loss = loss + replay_out.loss
