@@ -41,7 +41,7 @@ class Finding:
 
 RHYTHM_SCENARIOS: Registry[Scenario] = Registry("rhythm scenario")
 FINDINGS: Registry[Finding] = Registry("finding")
-# simulator rhythm -> the rhythms its counterpart may get (see rhythm_counterpart)
+# simulator rhythm -> sampler of the overrides that give its counterpart rhythm (see rhythm_counterpart)
 RHYTHM_COUNTERPARTS: Registry[Callable[[np.random.Generator], Overrides]] = Registry("rhythm counterpart")
 
 
