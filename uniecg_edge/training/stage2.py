@@ -102,7 +102,7 @@ def unet_loss(parts: Components, latents: torch.Tensor, cond: torch.Tensor, scal
     """Epsilon MSE at timesteps ``t`` for clean ``latents`` and conditions (B, 1, D), sex/age/hr (B, 1, 1);
     ``phase`` (B, 1024): the examples' beat phase for a UNet with a beat clock (None: the regular clock of hr)."""
     noisy = scheduler.add_noise(latents, noise, t)
-    sex, age, hr = scalars
+    sex, age, hr = scalars  # named: mypy cannot count the tuple pool_scalars builds
     terms = parts.unet.condition_terms(cond, sex, age, hr, phase=phase)
     return F.mse_loss(parts.unet(noisy, t, terms), noise)
 
@@ -176,8 +176,7 @@ def train_alignment(parts: Components, batcher: Batcher, pool: Pool, sampler: Ex
             grounded = grounded_questions(batcher.prompt.interpret_question, examples, fraction, rng)
             reports = [ex.report if q is None else write_report(truth, rng) for ex, (q, truth) in zip(
                 examples, grounded, strict=True)]
-            ecgs = ([ex.ecg for ex in examples] if not grounded_model else
-                    grounding_ecgs(sampler, examples, grounded, first, cfg.stage1, rng, _rng(cfg, 4, step)))
+            ecgs = grounding_ecgs(sampler, examples, grounded, first, cfg.stage1, rng, _rng(cfg, 4, step))
             replay = batcher.interpret(ecgs, reports, [q for q, _ in grounded])
             replay_out, _ = interpret_forward(parts.ecg_encoder, parts.projector, parts.llm, replay,
                                               batcher.ecg_token_id)
