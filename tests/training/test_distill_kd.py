@@ -173,9 +173,10 @@ def test_encoder_that_changes_the_patches_is_refused(teacher: UniEcgModel) -> No
 
 def test_a_grounded_teacher_is_distilled_on_grounded_prompts_too(teacher: UniEcgModel) -> None:
     from uniecg_edge.training.distill_job import load_examples
+    from uniecg_edge.training.presets import Stage1Config
 
     plain = load_examples(6, seed=0)
-    mixed = load_examples(6, seed=0, ground_fraction=0.5)
+    mixed = load_examples(6, seed=0, grounding=Stage1Config(ground_fraction=0.5))
     assert all(ex.question is None for ex in plain)
     grounded = [ex for ex in mixed if ex.question is not None]
     assert 0 < len(grounded) < 6 and all(ex.question.startswith("Measured: ventricular rate ") for ex in grounded)
@@ -189,3 +190,34 @@ def test_a_grounded_teacher_is_distilled_on_grounded_prompts_too(teacher: UniEcg
         assert ("Measured:" in text) == (ex.question is not None)
         labelled = batch.interpret_labels[row][batch.interpret_labels[row] != -100].tolist()
         assert tok.decode(labelled[:-1]).strip() == ex.report.strip()
+
+
+def test_distillation_examples_show_counterpart_rhythms_as_the_teachers_grounding_phase_did() -> None:
+    from uniecg_edge.training.dataset import ExampleSampler
+    from uniecg_edge.training.distill_job import load_examples
+    from uniecg_edge.training.presets import Stage1Config
+    from uniecg_edge.training.scenarios import RHYTHM_COUNTERPARTS
+
+    count = 12
+    plain = ExampleSampler(0).examples("train", 0, count)
+    swapped = load_examples(count, seed=0, grounding=Stage1Config(ground_fraction=1.0, ground_swap_fraction=1.0))
+    has_counterpart = [ex.truth["rhythm"] in RHYTHM_COUNTERPARTS for ex in plain]
+    assert any(has_counterpart) and not all(has_counterpart)
+    for ex, distil, swap in zip(plain, swapped, has_counterpart, strict=True):
+        assert distil.question is not None and distil.question.startswith("Measured: ")
+        # the report is the example's own; the ECG shown is its counterpart where the rhythm has one
+        assert ("atrial fibrillation" in distil.report.lower()) == (ex.truth["rhythm"] == "afib")
+        assert np.array_equal(distil.ecg, ex.ecg) != swap
+
+
+def test_the_teachers_recipe_settings_choose_the_distillation_examples(tmp_path: Path) -> None:
+    from uniecg_edge.training.distill_job import teacher_recipe
+    from uniecg_edge.training.presets import recipe_config
+
+    assert teacher_recipe(tmp_path) is None  # a teacher trained elsewhere: the defaults
+    cfg = recipe_config("student", seed=0)
+    (tmp_path / "training_config.json").write_text(json.dumps(cfg.to_dict()))
+    assert teacher_recipe(tmp_path) == cfg and cfg.stage1.ground_swap_fraction > 0
+    (tmp_path / "training_config.json").write_text(json.dumps({**cfg.to_dict(), "bogus": 1}))
+    with pytest.raises(ConfigError, match="training_config.json"):
+        teacher_recipe(tmp_path)

@@ -37,6 +37,7 @@ from ..model.uniecg import UniEcgModel
 from ..registry import Registry
 from . import accel
 from .accel import AccelConfig, TrainState
+from .dataset import DataConfig
 from .distill import (
     DistillExample,
     KdConfig,
@@ -47,7 +48,8 @@ from .distill import (
     teacher_conditions,
     teacher_outputs,
 )
-from .presets import Stage1Config
+from .presets import RecipeConfig, Stage1Config
+from .recipe import CONFIG_FILE
 from .step_distill import (
     ConditionPool,
     StageObjective,
@@ -161,22 +163,49 @@ def job_config(teacher: str, student_config: str, out: str, *, preset: str | Non
                             student_init=student_init, preset=name, **parts["job"])
 
 
-def load_examples(count: int, seed: int, ground_fraction: float = 0.0) -> list[DistillExample]:
-    """``count`` synthetic training examples (ECG, evidence-based report, sex, age, hr) of the package's dataset;
-    a ``ground_fraction`` of them ask the grounded question (the DSP's evidence line first), as a grounded
-    teacher was trained."""
+def load_examples(count: int, seed: int, data: DataConfig | None = None,
+                  grounding: Stage1Config | None = None) -> list[DistillExample]:
+    """``count`` synthetic training examples (ECG, evidence-based report, sex, age, hr) of the package's dataset
+    (``data``: the teacher's data settings). For a grounded teacher, ``grounding`` is its recipe's stage-1 settings:
+    the examples are drawn as its grounding phase drew them (augmentations, counterpart rhythms, partial views) and
+    a ``ground_fraction`` of them ask the grounded question (the DSP's evidence line first)."""
     from ..model.uniecg import PromptConfig
     from .dataset import ExampleSampler
     from .reports import write_report
-    from .stage1 import grounded_questions
+    from .stage1 import grounded_questions, grounding_ecgs, grounding_sampler
 
-    sampler = ExampleSampler(seed)
+    sampler = ExampleSampler(seed, data)
+    if grounding is not None:
+        sampler = grounding_sampler(sampler, grounding)
     examples = sampler.examples("train", 0, count)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 160]))
-    grounded = grounded_questions(PromptConfig().interpret_question, examples, ground_fraction, rng)
-    return [DistillExample(ecg=ex.ecg, report=ex.report if q is None else write_report(truth, rng), sex=ex.sex,
+    fraction = 0.0 if grounding is None else grounding.ground_fraction
+    grounded = grounded_questions(PromptConfig().interpret_question, examples, fraction, rng)
+    ecgs = [ex.ecg for ex in examples] if grounding is None else grounding_ecgs(
+        sampler, examples, grounded, 0, grounding, rng, np.random.default_rng(np.random.SeedSequence([seed, 161])))
+    return [DistillExample(ecg=ecg, report=ex.report if q is None else write_report(truth, rng), sex=ex.sex,
                            age=ex.age, hr=ex.hr, question=q)
-            for ex, (q, truth) in zip(examples, grounded, strict=True)]
+            for ex, ecg, (q, truth) in zip(examples, ecgs, grounded, strict=True)]
+
+
+def teacher_recipe(teacher_dir: Path) -> RecipeConfig | None:
+    """The recipe settings the teacher was trained with (the ``training_config.json`` the recipe writes into its
+    model folder); None for a teacher trained elsewhere."""
+    path = teacher_dir / CONFIG_FILE
+    if not path.is_file():
+        return None
+    try:
+        return RecipeConfig.from_dict(json.loads(path.read_text()))
+    except (ConfigError, ValueError, TypeError) as exc:
+        raise ConfigError(f"{path}: not a training config the recipe wrote ({exc})") from None
+
+
+def teacher_examples(cfg: DistillJobConfig, teacher: UniEcgModel) -> list[DistillExample]:
+    """The distillation's examples, from the teacher's own data and grounding settings (the defaults when the
+    teacher has no recipe config); grounded prompts only for a grounded teacher."""
+    recipe = teacher_recipe(Path(cfg.teacher))
+    grounding = (recipe.stage1 if recipe else Stage1Config()) if teacher.config.grounded else None
+    return load_examples(cfg.num_examples, cfg.seed, recipe.data if recipe else None, grounding)
 
 
 def _load_inputs(cfg: DistillJobConfig) -> tuple[UniEcgModel, StudentConfig]:
@@ -211,8 +240,7 @@ def run_distillation(cfg: DistillJobConfig) -> dict[str, Any]:
     _check_same_run(cfg, student_cfg, root, resuming=latest is not None, main=accelerator.is_main_process)
     device = accelerator.device
     teacher.to(device)
-    ground = Stage1Config().ground_fraction if teacher.config.grounded else 0.0
-    examples = load_examples(cfg.num_examples, cfg.seed, ground)
+    examples = teacher_examples(cfg, teacher)
     resume_state = latest[1] if latest else None
     resume_folder = latest[0] if latest else None
 

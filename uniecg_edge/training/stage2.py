@@ -6,9 +6,10 @@ a. ``stage2_vae``: a DiffuSETS-shaped VAE on the pool's ECGs in generator space 
 b. ``stage2_unet``: the conditional UNet on the pool's latents, DDPM epsilon loss with t ~ U{1..998} and
    DiffuSETS' schedule; the condition is the request's MiniLM embedding x ``text_scale`` (one request style
    drawn per example and step, plus a little noise) with sex, age and heart rate raw, as DiffuSETS feeds them.
-c. ``stage2_align``: the LLM (optionally) and the generation head, so that the last-layer states at the K [ECG]
-   tokens after the generate prompt map onto the scaled MiniLM embedding of the request (MSE + cosine) and the
-   model emits [ECG_0] when asked for an ECG; interpret batches are replayed so it keeps writing reports.
+c. ``stage2_align``: the LLM (all of it, or only its [ECG_i] token rows: ``AlignConfig.llm_training``) and the
+   generation head, so that the last-layer states at the K [ECG] tokens after the generate prompt map onto the
+   scaled MiniLM embedding of the request (MSE + cosine) and the model emits [ECG_0] when asked for an ECG;
+   interpret batches are replayed so it keeps writing reports (and never emits [ECG_0] in one).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +150,29 @@ def alignment_losses(cond: torch.Tensor, target: torch.Tensor) -> dict[str, torc
     return {"mse": mse, "cos_distance": 1.0 - cos}
 
 
+def _all_llm_weights(llm: Any, gen_ids: list[int], lr: float) -> tuple[list[dict[str, Any]], list[Any]]:
+    return [{"params": list(llm.parameters()), "lr": lr}], []
+
+
+def _generation_token_rows(llm: Any, gen_ids: list[int], lr: float) -> tuple[list[dict[str, Any]], list[Any]]:
+    """Only the [ECG_i] rows of the input and output embedding tables learn: every other row gets a zero gradient
+    (and no weight decay, so AdamW leaves it exactly as it was). Returns the parameter groups and the gradient hooks,
+    which the caller removes after the stage."""
+    llm.requires_grad_(False)
+    tables = list({id(t): t for t in (llm.get_input_embeddings().weight, llm.get_output_embeddings().weight)}.values())
+    rows = torch.zeros(tables[0].shape[0], 1)
+    rows[gen_ids] = 1.0
+    hooks = []
+    for table in tables:
+        table.requires_grad_(True)
+        hooks.append(table.register_hook(lambda grad: grad * rows.to(grad.dtype)))
+    return [{"params": tables, "lr": lr, "weight_decay": 0.0}], hooks
+
+
+LlmTraining = Callable[[Any, list[int], float], tuple[list[dict[str, Any]], list[Any]]]
+LLM_TRAINING: dict[str, LlmTraining] = {"all": _all_llm_weights, "generation_tokens": _generation_token_rows}
+
+
 def train_alignment(parts: Components, batcher: Batcher, pool: Pool, sampler: ExampleSampler, cfg: RecipeConfig,
                     work_dir: Path) -> dict[str, Any]:
     a = cfg.align
@@ -169,7 +194,7 @@ def train_alignment(parts: Components, batcher: Batcher, pool: Pool, sampler: Ex
         losses = alignment_losses(cond, target)
         loss = a.lm_weight * out.loss + a.mse_weight * losses["mse"] + a.cos_weight * losses["cos_distance"]
         result = {"lm": out.loss, **losses}
-        if a.train_llm and a.replay_every > 0 and step % a.replay_every == 0:
+        if a.replay_every > 0 and step % a.replay_every == 0:
             first = replay_offset + (step // a.replay_every) * a.replay_batch
             examples = sampler.examples("train", first, a.replay_batch)
             fraction = cfg.stage1.ground_fraction if grounded_model else 0.0
@@ -184,19 +209,17 @@ def train_alignment(parts: Components, batcher: Batcher, pool: Pool, sampler: Ex
             result["replay_lm"] = replay_out.loss
         return {"loss": loss, **result}
 
-    modules: dict[str, Any] = {"gen_head": parts.gen_head}
-    params = [{"params": list(parts.gen_head.parameters()), "lr": a.lr_head}]
-    if a.train_llm:
-        modules["llm"] = parts.llm
-        params.append({"params": list(parts.llm.parameters()), "lr": a.lr_llm})
-    else:
-        parts.llm.requires_grad_(False)
+    modules: dict[str, Any] = {"gen_head": parts.gen_head, "llm": parts.llm}
+    llm_groups, hooks = LLM_TRAINING[a.llm_training](parts.llm, batcher.gen_ids, a.lr_llm)
+    params = [{"params": list(parts.gen_head.parameters()), "lr": a.lr_head}, *llm_groups]
     # the encoder and projector only serve the replay batches: frozen here
     parts.ecg_encoder.requires_grad_(False)
     parts.projector.requires_grad_(False)
     try:
         return run_stage("stage2_align", work_dir, modules, params, step_fn, _loop(cfg, a.steps, a.grad_clip))
     finally:
+        for hook in hooks:
+            hook.remove()
         for module in (parts.ecg_encoder, parts.projector, parts.llm):
             module.requires_grad_(True)
             module.eval()
