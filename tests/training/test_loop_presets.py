@@ -104,3 +104,5 @@ def test_every_alignment_llm_training_mode_has_a_trainer_and_others_are_refused(
     assert tuple(LLM_TRAINING) == LLM_TRAINING_MODES
     with pytest.raises(ConfigError, match="llm_training"):
         AlignConfig(llm_training="lora")
+    with pytest.raises(ConfigError, match="ecg_token_margin"):
+        AlignConfig(ecg_token_margin=-1.0)

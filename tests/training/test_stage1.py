@@ -134,3 +134,29 @@ def test_swapped_ecgs_show_the_counterpart_rhythm_only_under_an_evidence_line() 
     for ecg, ex, rhythm in zip(shown, examples, rhythms, strict=True):
         assert (ecg is ex.ecg) is (rhythm not in ("sinus", "afib"))
         assert ecg.shape == ex.ecg.shape
+
+
+def test_the_ecg_token_hinge_covers_every_answer_position_and_only_those(tokenizer) -> None:
+    from uniecg_edge.training.stage2 import answer_positions, ecg_token_hinge
+
+    parts = build_components(SMOKE_SIZES, Vocabulary.of(tokenizer), seed=0)
+    batcher = Batcher(tokenizer, SMOKE_SIZES.num_ecg_tokens)
+    examples = ExampleSampler(3).examples("train", 0, 2)
+    batch = batcher.interpret([e.ecg for e in examples], [e.report for e in examples])
+    with torch.no_grad():
+        out, tokens = interpret_forward(parts.ecg_encoder, parts.projector, parts.llm, batch, batcher.ecg_token_id)
+    positions = answer_positions(batch, tokens.shape[1], batcher.ecg_token_id)
+    assert positions.shape == out.logits.shape[:2]
+    for row, ex in enumerate(examples):  # one position per answer token, the first right before it
+        assert int(positions[row].sum()) == len(batcher.answer_ids(ex.report))
+        first = len(batcher.interpret_ids) - 1 + tokens.shape[1] - 1  # <ecg> became the encoder's tokens
+        assert positions[row, first] and not positions[row, :first].any()
+    gen = batcher.gen_ids
+    logits = torch.zeros(1, 3, 20)
+    logits[0, :, 10] = 4.0  # the best other token
+    logits[0, 0, gen[0]] = 6.0  # above it: 6 - 4 + 1
+    logits[0, 1, gen[-1]] = 3.5  # within the margin: 3.5 - 4 + 1
+    logits[0, 2, gen[1]] = -9.0  # far below: 0
+    every = torch.ones(1, 3, dtype=torch.bool)
+    assert ecg_token_hinge(logits, every, gen, margin=1.0).item() == pytest.approx((3.0 + 0.5 + 0.0) / 3)
+    assert ecg_token_hinge(logits, every & torch.tensor([[False, False, True]]), gen, 1.0).item() == 0.0

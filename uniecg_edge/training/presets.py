@@ -143,7 +143,9 @@ class AlignConfig:
     plus, every ``replay_every`` steps, the stage-1 loss on an interpret batch so the LLM keeps its reports.
     ``llm_training`` picks which LLM weights the alignment trains (``LLM_TRAINING_MODES``): "all" of them, or
     "generation_tokens", only the input and output embedding rows of the [ECG_i] tokens, so the transformer and
-    every report it writes stay as stage 1 left them.
+    every report it writes stay as stage 1 left them. With ``ecg_token_margin`` > 0 the replay also holds the best
+    [ECG_i] logit that far below the best other token at every report position (a hinge), so the model never
+    switches to generation in the middle of a report.
     """
 
     steps: int = 800
@@ -156,9 +158,12 @@ class AlignConfig:
     cos_weight: float = 1.0
     replay_every: int = 2
     replay_batch: int = 4
+    ecg_token_margin: float = 0.0
     grad_clip: float = 1.0
 
     def __post_init__(self) -> None:
+        if self.ecg_token_margin < 0:
+            raise ConfigError(f"AlignConfig: ecg_token_margin must be >= 0, got {self.ecg_token_margin!r}")
         if self.llm_training not in LLM_TRAINING_MODES:
             raise ConfigError(f"AlignConfig: llm_training must be one of {', '.join(LLM_TRAINING_MODES)}, "
                               f"got {self.llm_training!r}")

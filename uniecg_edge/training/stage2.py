@@ -26,8 +26,9 @@ import torch
 import torch.nn.functional as F
 
 from ..model.schedulers import SchedulerConfig, make_scheduler
+from ..model.splice import expand_ids_for_splice
 from ..model.vae import EcgVae
-from .batching import Batcher, generate_forward, interpret_forward
+from .batching import IGNORE, Batcher, TokenBatch, generate_forward, interpret_forward
 from .components import Components
 from .dataset import ExampleSampler
 from .loop import LoopConfig, run_stage
@@ -150,6 +151,22 @@ def alignment_losses(cond: torch.Tensor, target: torch.Tensor) -> dict[str, torc
     return {"mse": mse, "cos_distance": 1.0 - cos}
 
 
+def answer_positions(batch: TokenBatch, num_ecg_embeds: int, ecg_token_id: int) -> torch.Tensor:
+    """(B, T) mask of the spliced positions whose next token is part of the answer (the report or ``</s>``)."""
+    labels = expand_ids_for_splice(batch.labels, batch.input_ids, ecg_token_id, num_ecg_embeds, IGNORE)
+    return F.pad(labels[:, 1:] != IGNORE, (0, 1), value=False)
+
+
+def ecg_token_hinge(logits: torch.Tensor, positions: torch.Tensor, gen_ids: list[int], margin: float
+                    ) -> torch.Tensor:
+    """mean over ``positions`` of max(0, best [ECG_i] logit - best other logit + ``margin``)."""
+    chosen = logits[positions]  # (N, V)
+    gen = torch.tensor(gen_ids, device=chosen.device)
+    best_gen = chosen.index_select(1, gen).max(dim=1).values
+    best_other = chosen.index_fill(1, gen, float("-inf")).max(dim=1).values
+    return F.relu(best_gen - best_other + margin).mean()
+
+
 def _all_llm_weights(llm: Any, gen_ids: list[int], lr: float) -> tuple[list[dict[str, Any]], list[Any]]:
     return [{"params": list(llm.parameters()), "lr": lr}], []
 
@@ -203,10 +220,14 @@ def train_alignment(parts: Components, batcher: Batcher, pool: Pool, sampler: Ex
                 examples, grounded, strict=True)]
             ecgs = grounding_ecgs(sampler, examples, grounded, first, cfg.stage1, rng, _rng(cfg, 4, step))
             replay = batcher.interpret(ecgs, reports, [q for q, _ in grounded])
-            replay_out, _ = interpret_forward(parts.ecg_encoder, parts.projector, parts.llm, replay,
-                                              batcher.ecg_token_id)
+            replay_out, tokens = interpret_forward(parts.ecg_encoder, parts.projector, parts.llm, replay,
+                                                   batcher.ecg_token_id)
             loss = loss + replay_out.loss
             result["replay_lm"] = replay_out.loss
+            if a.ecg_token_margin > 0:
+                result["ecg_margin"] = ecg_token_hinge(replay_out.logits, answer_positions(
+                    replay, tokens.shape[1], batcher.ecg_token_id), batcher.gen_ids, a.ecg_token_margin)
+                loss = loss + result["ecg_margin"]
         return {"loss": loss, **result}
 
     modules: dict[str, Any] = {"gen_head": parts.gen_head, "llm": parts.llm}
