@@ -106,3 +106,5 @@ def test_every_alignment_llm_training_mode_has_a_trainer_and_others_are_refused(
         AlignConfig(llm_training="lora")
     with pytest.raises(ConfigError, match="ecg_token_margin"):
         AlignConfig(ecg_token_margin=-1.0)
+    with pytest.raises(ConfigError, match="replay_kd_weight"):
+        AlignConfig(replay_kd_weight=-0.5)

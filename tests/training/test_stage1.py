@@ -160,3 +160,21 @@ def test_the_ecg_token_hinge_covers_every_answer_position_and_only_those(tokeniz
     every = torch.ones(1, 3, dtype=torch.bool)
     assert ecg_token_hinge(logits, every, gen, margin=1.0).item() == pytest.approx((3.0 + 0.5 + 0.0) / 3)
     assert ecg_token_hinge(logits, every & torch.tensor([[False, False, True]]), gen, 1.0).item() == 0.0
+
+
+def test_the_replay_kl_is_zero_for_the_reference_itself_and_counts_only_the_chosen_positions() -> None:
+    from uniecg_edge.training.stage2 import answer_kl
+
+    torch.manual_seed(0)
+    reference = torch.randn(2, 5, 11)
+    positions = torch.tensor([[False, True, True, False, False], [True, False, False, False, False]])
+    assert answer_kl(reference.clone(), reference, positions).item() == pytest.approx(0.0, abs=1e-6)
+    elsewhere = reference.clone()
+    elsewhere[~positions] += torch.randn(int((~positions).sum()), 11)  # off the chosen positions: no cost
+    assert answer_kl(elsewhere, reference, positions).item() == pytest.approx(0.0, abs=1e-6)
+    moved = reference.clone()
+    moved[0, 1, 3] += 5.0
+    expected = torch.nn.functional.kl_div(moved[0, 1].log_softmax(-1), reference[0, 1].log_softmax(-1),
+                                          log_target=True, reduction="sum") / 3  # averaged over the 3 positions
+    assert expected.item() > 0
+    assert answer_kl(moved, reference, positions).item() == pytest.approx(expected.item(), rel=1e-5)

@@ -145,7 +145,9 @@ class AlignConfig:
     "generation_tokens", only the input and output embedding rows of the [ECG_i] tokens, so the transformer and
     every report it writes stay as stage 1 left them. With ``ecg_token_margin`` > 0 the replay also holds the best
     [ECG_i] logit that far below the best other token at every report position (a hinge), so the model never
-    switches to generation in the middle of a report.
+    switches to generation in the middle of a report. With ``replay_kd_weight`` > 0 the replay adds that weight x the
+    KL divergence from the LLM as the alignment found it (a frozen copy) at every report position, so the aligned
+    model keeps stage 1's whole next-token distribution, not only the reference report's tokens.
     """
 
     steps: int = 800
@@ -159,11 +161,13 @@ class AlignConfig:
     replay_every: int = 2
     replay_batch: int = 4
     ecg_token_margin: float = 0.0
+    replay_kd_weight: float = 0.0
     grad_clip: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.ecg_token_margin < 0:
-            raise ConfigError(f"AlignConfig: ecg_token_margin must be >= 0, got {self.ecg_token_margin!r}")
+        for name in ("ecg_token_margin", "replay_kd_weight"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"AlignConfig: {name} must be >= 0, got {getattr(self, name)!r}")
         if self.llm_training not in LLM_TRAINING_MODES:
             raise ConfigError(f"AlignConfig: llm_training must be one of {', '.join(LLM_TRAINING_MODES)}, "
                               f"got {self.llm_training!r}")

@@ -14,6 +14,7 @@ c. ``stage2_align``: the LLM (all of it, or only its [ECG_i] token rows: ``Align
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
@@ -167,6 +168,12 @@ def ecg_token_hinge(logits: torch.Tensor, positions: torch.Tensor, gen_ids: list
     return F.relu(best_gen - best_other + margin).mean()
 
 
+def answer_kl(logits: torch.Tensor, reference_logits: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """KL(reference || model) of the next-token distributions, averaged over ``positions`` (B, T)."""
+    return F.kl_div(F.log_softmax(logits[positions], dim=-1), F.log_softmax(reference_logits[positions], dim=-1),
+                    log_target=True, reduction="batchmean")
+
+
 def _all_llm_weights(llm: Any, gen_ids: list[int], lr: float) -> tuple[list[dict[str, Any]], list[Any]]:
     return [{"params": list(llm.parameters()), "lr": lr}], []
 
@@ -198,6 +205,8 @@ def train_alignment(parts: Components, batcher: Batcher, pool: Pool, sampler: Ex
     if grounded_model:  # replay what the grounding phase trained on, or the replay undoes it
         sampler = grounding_sampler(sampler, cfg.stage1)
     embeddings = torch.from_numpy(pool.embeddings)
+    # the LLM as stage 1 left it, for the replay's KL term
+    reference = copy.deepcopy(parts.llm).requires_grad_(False).eval() if a.replay_kd_weight > 0 else None
 
     def step_fn(step: int) -> dict[str, torch.Tensor]:
         rng = _rng(cfg, 3, step)
@@ -224,10 +233,17 @@ def train_alignment(parts: Components, batcher: Batcher, pool: Pool, sampler: Ex
                                                    batcher.ecg_token_id)
             loss = loss + replay_out.loss
             result["replay_lm"] = replay_out.loss
+            answers = answer_positions(replay, tokens.shape[1], batcher.ecg_token_id)
             if a.ecg_token_margin > 0:
-                result["ecg_margin"] = ecg_token_hinge(replay_out.logits, answer_positions(
-                    replay, tokens.shape[1], batcher.ecg_token_id), batcher.gen_ids, a.ecg_token_margin)
+                result["ecg_margin"] = ecg_token_hinge(replay_out.logits, answers, batcher.gen_ids,
+                                                       a.ecg_token_margin)
                 loss = loss + result["ecg_margin"]
+            if reference is not None:
+                with torch.no_grad():
+                    reference_out, _ = interpret_forward(parts.ecg_encoder, parts.projector, reference, replay,
+                                                         batcher.ecg_token_id)
+                result["replay_kd"] = answer_kl(replay_out.logits, reference_out.logits, answers)
+                loss = loss + a.replay_kd_weight * result["replay_kd"]
         return {"loss": loss, **result}
 
     modules: dict[str, Any] = {"gen_head": parts.gen_head, "llm": parts.llm}
