@@ -19,7 +19,8 @@ from uniecg_edge.report import Report
 from uniecg_edge.synth import SynthConfig, synthesize
 from uniecg_edge.wfdb_io import read_record
 
-LINE = re.compile(r"^Measured: ventricular rate (\d+) bpm, mean RR (\d+) ms, RR irregularity (\d+) %, "
+LINE = re.compile(r"^Measured: ventricular rate (\d+) bpm \((under 60|60-100|over 100)\), mean RR (\d+) ms, "
+                  r"RR irregularity (\d+) %, "
                   r"P waves (present|absent|not determined)\.\n$")
 
 
@@ -34,14 +35,15 @@ def test_the_line_states_what_the_dsp_measured(hr: float) -> None:
     assert match is not None, measurement_line(report)
     assert int(match.group(1)) == round(report.measurements.heart_rate_bpm)
     assert abs(int(match.group(1)) - hr) <= 3
-    assert int(match.group(2)) == round(report.measurements.rr_ms)
-    assert int(match.group(3)) < 8  # a sinus rhythm is regular
+    assert match.group(2) == {52.0: "under 60", 75.0: "60-100", 128.0: "over 100"}[hr]
+    assert int(match.group(3)) == round(report.measurements.rr_ms)
+    assert int(match.group(4)) < 8  # a sinus rhythm is regular
 
 
 def test_fibrillation_reads_irregular() -> None:
     report = analyze_record(_synthetic(95.0, rhythm="afib"))
     match = LINE.match(measurement_line(report))
-    assert match is not None and int(match.group(3)) >= 8
+    assert match is not None and int(match.group(4)) >= 8
 
 
 def test_a_real_record_gets_a_line() -> None:
@@ -64,8 +66,19 @@ def test_unknown_p_waves_are_said_so() -> None:
     report = Report(record="x", fs=500.0, leads=list(STANDARD_LEADS), duration_s=10.0)
     report.measurements.heart_rate_bpm, report.measurements.rr_ms = 60.0, 1000.0
     report.measurements.r_peaks = [0, 500, 1000, 1500, 2000]
-    assert measurement_line(report) == ("Measured: ventricular rate 60 bpm, mean RR 1000 ms, RR irregularity 0 %, "
-                                        "P waves not determined.\n")
+    assert measurement_line(report) == ("Measured: ventricular rate 60 bpm (60-100), mean RR 1000 ms, "
+                                        "RR irregularity 0 %, P waves not determined.\n")
+
+
+@pytest.mark.parametrize("bpm, band", [(59.4, "under 60"), (59.5, "60-100"), (100.0, "60-100"), (100.4, "60-100"),
+                                       (100.6, "over 100"), (104.0, "over 100")])
+def test_the_band_is_that_of_the_rate_the_line_states(bpm: float, band: str) -> None:
+    from uniecg_edge.grounding import rate_band, stated_rate
+
+    report = Report(record="x", fs=500.0, leads=list(STANDARD_LEADS), duration_s=10.0)
+    report.measurements.heart_rate_bpm, report.measurements.rr_ms = bpm, 60000.0 / bpm
+    assert measurement_line(report).startswith(f"Measured: ventricular rate {stated_rate(bpm)} bpm ({band}), ")
+    assert rate_band(stated_rate(bpm)) == band
 
 
 def _spy_prompts(target: Any) -> list[str]:

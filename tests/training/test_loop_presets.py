@@ -95,16 +95,3 @@ def test_grounding_augmentation_settings_out_of_range_are_refused(changes: dict,
 
     with pytest.raises(ConfigError, match=field):
         Stage1Config(**changes)
-
-
-def test_every_alignment_llm_training_mode_has_a_trainer_and_others_are_refused() -> None:
-    from uniecg_edge.training.presets import LLM_TRAINING_MODES, AlignConfig
-    from uniecg_edge.training.stage2 import LLM_TRAINING
-
-    assert tuple(LLM_TRAINING) == LLM_TRAINING_MODES
-    with pytest.raises(ConfigError, match="llm_training"):
-        AlignConfig(llm_training="lora")
-    with pytest.raises(ConfigError, match="ecg_token_margin"):
-        AlignConfig(ecg_token_margin=-1.0)
-    with pytest.raises(ConfigError, match="replay_kd_weight"):
-        AlignConfig(replay_kd_weight=-0.5)

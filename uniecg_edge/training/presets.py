@@ -132,45 +132,25 @@ class UnetTrainConfig:
     grad_clip: float = 1.0
 
 
-LLM_TRAINING_MODES = ("all", "generation_tokens")  # the alignment's choices of LLM weights (stage2.LLM_TRAINING)
-
-
 @dataclass(frozen=True)
 class AlignConfig:
     """Stage 2c: the generate prompt + request + [ECG_0..K-1] -> hidden states -> head ~ MiniLM(request).
 
     loss = ``lm_weight`` x CE([ECG] tokens) + ``mse_weight`` x ||c - e||^2 / D + ``cos_weight`` x (1 - cos(c, e)),
     plus, every ``replay_every`` steps, the stage-1 loss on an interpret batch so the LLM keeps its reports.
-    ``llm_training`` picks which LLM weights the alignment trains (``LLM_TRAINING_MODES``): "all" of them, or
-    "generation_tokens", only the input and output embedding rows of the [ECG_i] tokens, so the transformer and
-    every report it writes stay as stage 1 left them. With ``ecg_token_margin`` > 0 the replay also holds the best
-    [ECG_i] logit that far below the best other token at every report position (a hinge), so the model never
-    switches to generation in the middle of a report. With ``replay_kd_weight`` > 0 the replay adds that weight x the
-    KL divergence from the LLM as the alignment found it (a frozen copy) at every report position, so the aligned
-    model keeps stage 1's whole next-token distribution, not only the reference report's tokens.
     """
 
     steps: int = 800
     batch_size: int = 16
     lr_head: float = 1e-3
     lr_llm: float = 2e-4
-    llm_training: str = "all"
+    train_llm: bool = True
     lm_weight: float = 1.0
     mse_weight: float = 1.0
     cos_weight: float = 1.0
     replay_every: int = 2
     replay_batch: int = 4
-    ecg_token_margin: float = 0.0
-    replay_kd_weight: float = 0.0
     grad_clip: float = 1.0
-
-    def __post_init__(self) -> None:
-        for name in ("ecg_token_margin", "replay_kd_weight"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"AlignConfig: {name} must be >= 0, got {getattr(self, name)!r}")
-        if self.llm_training not in LLM_TRAINING_MODES:
-            raise ConfigError(f"AlignConfig: llm_training must be one of {', '.join(LLM_TRAINING_MODES)}, "
-                              f"got {self.llm_training!r}")
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..dsp import analyze_record
-from ..grounding import grounded_question
+from ..grounding import grounded_question, stated_rate
 from ..leads import STANDARD_LEADS
 from ..record import EcgRecord
 from .augment import partial_view
@@ -146,7 +146,8 @@ def grounded_questions(default: str, examples: Sequence[TrainingExample], fracti
         question = grounded_question(default, None, report)
         truth = dict(ex.truth)
         if question != default:  # a line was written: the report states its rate and RR
-            truth["hr_bpm"] = float(report.measurements.heart_rate_bpm)  # type: ignore[arg-type]
+            # the rate as the line states it: the rate word the report picks agrees with the line's band
+            truth["hr_bpm"] = float(stated_rate(report.measurements.heart_rate_bpm))  # type: ignore[arg-type]
             if report.measurements.rr_ms is not None:
                 truth["rr_ms"] = float(report.measurements.rr_ms)
         out.append((question, truth))

@@ -6,19 +6,16 @@ a. ``stage2_vae``: a DiffuSETS-shaped VAE on the pool's ECGs in generator space 
 b. ``stage2_unet``: the conditional UNet on the pool's latents, DDPM epsilon loss with t ~ U{1..998} and
    DiffuSETS' schedule; the condition is the request's MiniLM embedding x ``text_scale`` (one request style
    drawn per example and step, plus a little noise) with sex, age and heart rate raw, as DiffuSETS feeds them.
-c. ``stage2_align``: the LLM (all of it, or only its [ECG_i] token rows: ``AlignConfig.llm_training``) and the
-   generation head, so that the last-layer states at the K [ECG] tokens after the generate prompt map onto the
-   scaled MiniLM embedding of the request (MSE + cosine) and the model emits [ECG_0] when asked for an ECG;
-   interpret batches are replayed so it keeps writing reports (and never emits [ECG_0] in one).
+c. ``stage2_align``: the LLM (optionally) and the generation head, so that the last-layer states at the K [ECG]
+   tokens after the generate prompt map onto the scaled MiniLM embedding of the request (MSE + cosine) and the
+   model emits [ECG_0] when asked for an ECG; interpret batches are replayed so it keeps writing reports.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import logging
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from ..model.schedulers import SchedulerConfig, make_scheduler
-from ..model.splice import expand_ids_for_splice
 from ..model.vae import EcgVae
-from .batching import IGNORE, Batcher, TokenBatch, generate_forward, interpret_forward
+from .batching import Batcher, generate_forward, interpret_forward
 from .components import Components
 from .dataset import ExampleSampler
 from .loop import LoopConfig, run_stage
@@ -152,51 +148,6 @@ def alignment_losses(cond: torch.Tensor, target: torch.Tensor) -> dict[str, torc
     return {"mse": mse, "cos_distance": 1.0 - cos}
 
 
-def answer_positions(batch: TokenBatch, num_ecg_embeds: int, ecg_token_id: int) -> torch.Tensor:
-    """(B, T) mask of the spliced positions whose next token is part of the answer (the report or ``</s>``)."""
-    labels = expand_ids_for_splice(batch.labels, batch.input_ids, ecg_token_id, num_ecg_embeds, IGNORE)
-    return F.pad(labels[:, 1:] != IGNORE, (0, 1), value=False)
-
-
-def ecg_token_hinge(logits: torch.Tensor, positions: torch.Tensor, gen_ids: list[int], margin: float
-                    ) -> torch.Tensor:
-    """mean over ``positions`` of max(0, best [ECG_i] logit - best other logit + ``margin``)."""
-    chosen = logits[positions]  # (N, V)
-    gen = torch.tensor(gen_ids, device=chosen.device)
-    best_gen = chosen.index_select(1, gen).max(dim=1).values
-    best_other = chosen.index_fill(1, gen, float("-inf")).max(dim=1).values
-    return F.relu(best_gen - best_other + margin).mean()
-
-
-def answer_kl(logits: torch.Tensor, reference_logits: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """KL(reference || model) of the next-token distributions, averaged over ``positions`` (B, T)."""
-    return F.kl_div(F.log_softmax(logits[positions], dim=-1), F.log_softmax(reference_logits[positions], dim=-1),
-                    log_target=True, reduction="batchmean")
-
-
-def _all_llm_weights(llm: Any, gen_ids: list[int], lr: float) -> tuple[list[dict[str, Any]], list[Any]]:
-    return [{"params": list(llm.parameters()), "lr": lr}], []
-
-
-def _generation_token_rows(llm: Any, gen_ids: list[int], lr: float) -> tuple[list[dict[str, Any]], list[Any]]:
-    """Only the [ECG_i] rows of the input and output embedding tables learn: every other row gets a zero gradient
-    (and no weight decay, so AdamW leaves it exactly as it was). Returns the parameter groups and the gradient hooks,
-    which the caller removes after the stage."""
-    llm.requires_grad_(False)
-    tables = list({id(t): t for t in (llm.get_input_embeddings().weight, llm.get_output_embeddings().weight)}.values())
-    rows = torch.zeros(tables[0].shape[0], 1)
-    rows[gen_ids] = 1.0
-    hooks = []
-    for table in tables:
-        table.requires_grad_(True)
-        hooks.append(table.register_hook(lambda grad: grad * rows.to(grad.dtype)))
-    return [{"params": tables, "lr": lr, "weight_decay": 0.0}], hooks
-
-
-LlmTraining = Callable[[Any, list[int], float], tuple[list[dict[str, Any]], list[Any]]]
-LLM_TRAINING: dict[str, LlmTraining] = {"all": _all_llm_weights, "generation_tokens": _generation_token_rows}
-
-
 def train_alignment(parts: Components, batcher: Batcher, pool: Pool, sampler: ExampleSampler, cfg: RecipeConfig,
                     work_dir: Path) -> dict[str, Any]:
     a = cfg.align
@@ -205,8 +156,6 @@ def train_alignment(parts: Components, batcher: Batcher, pool: Pool, sampler: Ex
     if grounded_model:  # replay what the grounding phase trained on, or the replay undoes it
         sampler = grounding_sampler(sampler, cfg.stage1)
     embeddings = torch.from_numpy(pool.embeddings)
-    # the LLM as stage 1 left it, for the replay's KL term
-    reference = copy.deepcopy(parts.llm).requires_grad_(False).eval() if a.replay_kd_weight > 0 else None
 
     def step_fn(step: int) -> dict[str, torch.Tensor]:
         rng = _rng(cfg, 3, step)
@@ -220,7 +169,7 @@ def train_alignment(parts: Components, batcher: Batcher, pool: Pool, sampler: Ex
         losses = alignment_losses(cond, target)
         loss = a.lm_weight * out.loss + a.mse_weight * losses["mse"] + a.cos_weight * losses["cos_distance"]
         result = {"lm": out.loss, **losses}
-        if a.replay_every > 0 and step % a.replay_every == 0:
+        if a.train_llm and a.replay_every > 0 and step % a.replay_every == 0:
             first = replay_offset + (step // a.replay_every) * a.replay_batch
             examples = sampler.examples("train", first, a.replay_batch)
             fraction = cfg.stage1.ground_fraction if grounded_model else 0.0
@@ -229,34 +178,25 @@ def train_alignment(parts: Components, batcher: Batcher, pool: Pool, sampler: Ex
                 examples, grounded, strict=True)]
             ecgs = grounding_ecgs(sampler, examples, grounded, first, cfg.stage1, rng, _rng(cfg, 4, step))
             replay = batcher.interpret(ecgs, reports, [q for q, _ in grounded])
-            replay_out, tokens = interpret_forward(parts.ecg_encoder, parts.projector, parts.llm, replay,
-                                                   batcher.ecg_token_id)
+            replay_out, _ = interpret_forward(parts.ecg_encoder, parts.projector, parts.llm, replay,
+                                              batcher.ecg_token_id)
             loss = loss + replay_out.loss
             result["replay_lm"] = replay_out.loss
-            answers = answer_positions(replay, tokens.shape[1], batcher.ecg_token_id)
-            if a.ecg_token_margin > 0:
-                result["ecg_margin"] = ecg_token_hinge(replay_out.logits, answers, batcher.gen_ids,
-                                                       a.ecg_token_margin)
-                loss = loss + result["ecg_margin"]
-            if reference is not None:
-                with torch.no_grad():
-                    reference_out, _ = interpret_forward(parts.ecg_encoder, parts.projector, reference, replay,
-                                                         batcher.ecg_token_id)
-                result["replay_kd"] = answer_kl(replay_out.logits, reference_out.logits, answers)
-                loss = loss + a.replay_kd_weight * result["replay_kd"]
         return {"loss": loss, **result}
 
-    modules: dict[str, Any] = {"gen_head": parts.gen_head, "llm": parts.llm}
-    llm_groups, hooks = LLM_TRAINING[a.llm_training](parts.llm, batcher.gen_ids, a.lr_llm)
-    params = [{"params": list(parts.gen_head.parameters()), "lr": a.lr_head}, *llm_groups]
+    modules: dict[str, Any] = {"gen_head": parts.gen_head}
+    params = [{"params": list(parts.gen_head.parameters()), "lr": a.lr_head}]
+    if a.train_llm:
+        modules["llm"] = parts.llm
+        params.append({"params": list(parts.llm.parameters()), "lr": a.lr_llm})
+    else:
+        parts.llm.requires_grad_(False)
     # the encoder and projector only serve the replay batches: frozen here
     parts.ecg_encoder.requires_grad_(False)
     parts.projector.requires_grad_(False)
     try:
         return run_stage("stage2_align", work_dir, modules, params, step_fn, _loop(cfg, a.steps, a.grad_clip))
     finally:
-        for hook in hooks:
-            hook.remove()
         for module in (parts.ecg_encoder, parts.projector, parts.llm):
             module.requires_grad_(True)
             module.eval()
