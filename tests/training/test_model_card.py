@@ -21,6 +21,10 @@ def test_training_time_sums_every_phase_even_when_the_run_was_resumed(tiny_model
     model.config = dataclasses.replace(model.config, grounded=True)
     assert "Grounded: yes" in render_model_card(model, {}, weight_bytes=1000)
     assert "min from start to end" not in card  # the total of the last resume is not the run's length
+    metrics["resumed"] = True  # its phases may have run on other thread counts than the last part
+    card = render_model_card(model, {"training_config.json": {"preset": "student", "seed": 0},
+                                     "metrics.json": metrics}, weight_bytes=1000)
+    assert "machine, resumed in parts (the last on 1 torch thread(s))" in card
 
 
 def test_the_card_names_only_the_grounding_augmentations_used_and_the_wall_time_of_a_parallel_run(

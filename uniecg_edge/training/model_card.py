@@ -98,9 +98,11 @@ def _recipe(config: dict[str, Any], metrics: dict[str, Any], command: str | None
     stage_seconds = [phase["seconds"] for stage in (metrics.get("stages") or {}).values()
                      for phase in stage.values() if isinstance(phase, dict) and "seconds" in phase]
     if stage_seconds:  # each phase's own clock, kept in its done.json: right for a run resumed in pieces too
+        threads = metrics.get("torch_threads")
         rows.append(("training time", f"{sum(stage_seconds) / 60:.0f} min of training steps (all phases, data "
-                     f"simulation and evaluation aside) on {metrics.get('torch_threads')} torch thread(s) of the "
-                     "2-core x86-64 development machine"
+                     "simulation and evaluation aside) on the 2-core x86-64 development machine, "
+                     + (f"resumed in parts (the last on {threads} torch thread(s))" if metrics.get("resumed")
+                        else f"{threads} torch thread(s)")
                      + ("; the VAE and UNet trained in a second process beside stage 1 (`--jobs 2`)"
                         if metrics.get("jobs") == 2 else "")
                      + (f"; the run took {metrics['total_s'] / 60:.0f} min from start to end (data and evaluation "

@@ -245,7 +245,8 @@ RECIPE_PRESETS.add("smoke", {
 # waves (P scaled 0-0.4) with reshaped T waves on 60 %, the counterpart rhythm's ECG under half of the evidence lines,
 # and half of the sinus ECGs at rates near 60 and 100 bpm. Rhythm words on the 21 labelled CinC records, each from
 # the same language-model phase, as the grounding phase leaves them: tremor alone 48 %, + P/T 57 %, + swap 0.5
-# 76 %, + boundary rates 86 % (76 % after the [ECG]-token alignment).
+# 76 %, + boundary rates 86 % (76 % after the [ECG]-token alignment; 90 % once the evidence line stated the rate's
+# band, grounding.rate_band).
 GROUNDING: dict[str, Any] = {"ground_tremor_fraction": 0.3, "ground_morphology_fraction": 0.6,
                              "ground_swap_fraction": 0.5, "ground_boundary_rate_fraction": 0.5}
 GROUNDING_DATA = DataConfig(augment=AugmentConfig(p_scale_range=(0.0, 0.4)))
