@@ -80,3 +80,20 @@ def test_bad_option_values_exit_2(tiny_model_dir: Path, tmp_path: Path) -> None:
     _assert_one_line_error(_run(*base, "--hr", "70", "--sex", "X"), "--sex")
     _assert_one_line_error(_run(*base, "--hr", "-5", "--sex", "F"), "--hr")
     _assert_one_line_error(_run(*base, "--hr", "70", "--sex", "F", "--steps", "0"), "--steps")
+
+
+def test_interpret_summary_prints_number_and_rhythm_discrepancies() -> None:
+    from uniecg_edge.commands.interpret import _summary
+    from uniecg_edge.dsp import analyze_record
+    from uniecg_edge.evidence import check_text
+
+    report = analyze_record(read_record(EXAMPLE_RECORD))  # HR06004: sinus rhythm, 72 bpm
+    assert report.rhythm == "sinus rhythm"
+    report.text = "Atrial fibrillation with a ventricular rate of 150 bpm."
+    report.claims, report.discrepancies = check_text(report.text, report.measurements, report.rhythm)
+    report.provenance = {"model": "test", "trained": False}
+    lines = _summary(report.to_dict()).splitlines()
+    flagged = [line.strip() for line in lines if "DISCREPANCY" in line]
+    assert len(flagged) == 2, lines
+    assert flagged[0].startswith("DISCREPANCY heart_rate_bpm: text says 150, signal measures 72")
+    assert flagged[1] == "DISCREPANCY rhythm: text says atrial fibrillation, signal measures sinus rhythm"

@@ -53,5 +53,11 @@ def _summary(data: dict[str, Any]) -> str:
     prov = data["provenance"]
     lines = [summary(data), f"  model ({prov.get('model')}, trained={prov.get('trained')}): {data['text']!r}"]
     for d in data.get("discrepancies") or []:
-        lines.append(f"  DISCREPANCY {d['key']}: text says {d['claimed']:g}, signal measures {d['measured']:g}")
+        lines.append(f"  DISCREPANCY {d['key']}: text says {_value(d['claimed'])}, "
+                     f"signal measures {_value(d['measured'])}")
     return "\n".join(lines)
+
+
+def _value(value: Any) -> str:
+    """A claimed or measured value: numbers as ``:g``, rhythm names as they are."""
+    return f"{value:g}" if isinstance(value, int | float) else str(value)
