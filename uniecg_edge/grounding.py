@@ -31,7 +31,7 @@ P_WAVE_WORDS = {True: "present", False: "absent", None: "not determined"}
 
 def stated_rate(bpm: float) -> int:
     """The rate as the line states it (whole bpm); a report written from the line states the same number."""
-    return int(f"{bpm:.0f}")
+    return round(bpm)
 
 
 def rate_band(bpm: float) -> str:
